@@ -1,0 +1,3 @@
+fn main() {
+    println!("ft42: not yet built");
+}

@@ -1,0 +1,1 @@
+//! The `ft42` command line: configuration, logging, commands and exit codes.

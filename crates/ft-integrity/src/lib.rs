@@ -1,0 +1,1 @@
+//! Post-fetch hygiene and fidelity checks: counts, orphans, duplicates, freshness, spot checks.

@@ -1,0 +1,2 @@
+//! The Diesel store: schema, migrations, upserts, cursors and the durable task queue, on SQLite
+//! and PostgreSQL.

@@ -1,0 +1,1 @@
+//! The sync engine: turns "mirror campus N" into durable tasks and runs them within the budget.
