@@ -1,1 +1,98 @@
 //! The `ft42` command line: configuration, logging, commands and exit codes.
+//!
+//! The binaries are thin: they parse a [`Cli`] and call [`launch`], which loads the
+//! [`Settings`](config::Settings), installs logging, starts the tokio runtime, runs the command
+//! with [`run`] and turns the outcome into a documented [`Exit`] code. Failures print one line
+//! on stderr (`ft42: <class>: <cause>`), with no backtrace and no secret.
+//!
+//! ```no_run
+//! use clap::Parser;
+//! let cli = ft_cli::Cli::parse_from(["ft42", "status", "--json"]);
+//! std::process::exit(ft_cli::launch(cli).code());
+//! ```
+
+pub mod cli;
+mod commands;
+pub mod config;
+pub mod exit;
+pub mod logging;
+pub mod progress;
+pub mod schedule;
+
+pub use cli::Cli;
+pub use exit::Exit;
+
+use cli::{Command, CronCommand};
+use config::Settings;
+
+/// Loads settings, installs logging, runs the command on a tokio runtime, prints a failure as
+/// one line and returns its exit code.
+pub fn launch(cli: Cli) -> Exit {
+    let settings = match Settings::load(&cli.global) {
+        Ok(settings) => settings,
+        Err(err) => return report(&anyhow::Error::new(err)),
+    };
+    let options = logging::LogOptions::new(cli.global.verbose, cli.global.quiet, &settings);
+    let _guard = match logging::init(&options) {
+        Ok(guard) => guard,
+        Err(err) => return report(&anyhow::Error::new(err)),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("ft42")
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => return report(&anyhow::Error::new(err).context("cannot start the runtime")),
+    };
+    let outcome = runtime.block_on(run(cli, settings));
+    // Blocking database work still running after an interrupt gets a moment to finish its
+    // transaction; nothing waits forever.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(10));
+    match outcome {
+        Ok(exit) => exit,
+        Err(err) => report(&err),
+    }
+}
+
+/// Prints the one-line message, records the failure in the log files, and returns its class.
+fn report(err: &anyhow::Error) -> Exit {
+    let exit = exit::classify(err);
+    let line = exit::one_line(err);
+    tracing::error!(target: logging::EXIT_TARGET, exit_code = exit.code(), error = %line);
+    progress::bars().suspend(|| eprintln!("{line}"));
+    exit
+}
+
+/// Runs one parsed command with resolved settings.
+pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<Exit> {
+    match cli.command {
+        Command::Cron(CronCommand::Show) => commands::cron::show(&cli.global, &settings),
+        Command::Cron(CronCommand::Install(args)) => {
+            commands::cron::install(&cli.global, &settings, &args)
+        }
+        Command::Cron(CronCommand::Remove(args)) => commands::cron::remove(&args),
+        other => Err(exit::Classified::error(
+            Exit::Other,
+            format!(
+                "{} is not available in this build yet",
+                command_name(&other)
+            ),
+        )),
+    }
+}
+
+fn command_name(command: &Command) -> &'static str {
+    match command {
+        Command::Migrate => "migrate",
+        Command::Sync(_) => "sync",
+        Command::Worker(_) => "worker",
+        Command::Status(_) => "status",
+        Command::Token(_) => "token",
+        Command::Integrity(_) => "integrity",
+        Command::Cron(_) => "cron",
+        Command::Daemon(_) => "daemon",
+        Command::Sim(_) => "sim",
+        Command::Demo(_) => "demo",
+    }
+}

@@ -1,0 +1,343 @@
+//! The command tree of `ft42`, declared once with clap's derive API.
+//!
+//! Parsing never does anything: every command is turned into a value of these types first and
+//! executed by [`crate::run`]. The thin binaries (`ft-users`, `ft-relations`, `ft-coalitions`,
+//! `ft-integrity`) parse the same tree with a fixed subcommand prefix, so their flags, help and
+//! behaviour are those of the matching `ft42` subcommand.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// The exit-code table shown at the end of `ft42 --help`; `crate::exit` holds the same values.
+const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0  success
+  1  other failure (a bug, an unexpected I/O error)
+  2  usage or configuration error (bad flag, bad setting, unreadable config file)
+  3  authentication (missing or rejected client secret, secret expiring within 7 days)
+  4  API unavailable (network error, 5xx, budget exhausted for too long)
+  5  database (unreachable, migration failed, query failed)
+  6  integrity findings (the checks ran and found problems)
+
+Settings come from flags, then FT42_* environment variables, then the config file
+(--config / FT42_CONFIG, TOML), then defaults. See docs/CLI.md.";
+
+/// Mirror the 42 intra API into SQLite or PostgreSQL, and keep it fresh.
+#[derive(Debug, Parser)]
+#[command(
+    name = "ft42",
+    version,
+    about,
+    long_about = "Mirror the 42 intra API (users, cursus, projects, coalitions, locations) into \
+                  SQLite or PostgreSQL, and keep it fresh within the API's rate limits.\n\n\
+                  Try it without credentials: `ft42 demo`.",
+    after_help = EXIT_CODES_HELP,
+    propagate_version = true
+)]
+pub struct Cli {
+    /// Global options, accepted before or after the subcommand.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command accepts.
+#[derive(Debug, Clone, Default, Args)]
+pub struct GlobalArgs {
+    /// Read settings from this TOML file [env: FT42_CONFIG].
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// Database to mirror into: sqlite://PATH, a plain path, or postgres://...
+    /// [env: FT42_DATABASE_URL] [default: sqlite://ft42.db]
+    #[arg(long, global = true, value_name = "URL")]
+    pub database_url: Option<String>,
+
+    /// Base URL of the 42 API; the token URL is $URL/oauth/token
+    /// [env: FT42_API_URL] [default: https://api.intra.42.fr]
+    #[arg(long, global = true, value_name = "URL")]
+    pub api_url: Option<String>,
+
+    /// Folder for the JSON-lines log files, or "off" for stderr only
+    /// [env: FT42_LOG_DIR] [default: logs]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub log_dir: Option<PathBuf>,
+
+    /// More output on stderr (-v debug, -vv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+
+    /// Less output on stderr (-q warnings and errors only, -qq errors only).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub quiet: u8,
+}
+
+/// The subcommands of `ft42`.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create or upgrade the database schema (idempotent).
+    Migrate,
+
+    /// Fetch from the API into the database (migrates first if needed).
+    #[command(after_help = "Examples:\n  ft42 sync users --campus 1,12 --delta\n  \
+                            ft42 sync all --full\n  ft42 sync relations --max-relation-users 200")]
+    Sync(SyncArgs),
+
+    /// Run queued tasks (for example per-user relations) until none is runnable.
+    Worker(WorkerArgs),
+
+    /// Show per-scope freshness, queued and failed tasks, and the API budget.
+    Status(StatusArgs),
+
+    /// Inspect the API credentials.
+    #[command(subcommand)]
+    Token(TokenCommand),
+
+    /// Check the mirrored data: counts, orphans, duplicates, freshness.
+    Integrity(IntegrityArgs),
+
+    /// Manage the ft42 block in your crontab (nightly full sync, deltas, relation worker).
+    #[command(subcommand)]
+    Cron(CronCommand),
+
+    /// Run the cron schedule in one long-running process (for systemd and other service
+    /// managers); SIGINT or SIGTERM finishes the current page, commits and exits 0.
+    Daemon(DaemonArgs),
+
+    /// The local 42 API simulator.
+    #[command(subcommand)]
+    Sim(SimCommand),
+
+    /// See it work without credentials: simulate the API, sync into SQLite, apply changes,
+    /// sync the delta, check integrity and print a summary.
+    Demo(DemoArgs),
+}
+
+/// What `ft42 sync` fetches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SyncTarget {
+    /// Users (with cursus and campus memberships).
+    Users,
+    /// Per-user relations (projects, achievements...), queued per user.
+    Relations,
+    /// Coalitions and their members.
+    Coalitions,
+    /// Locations (who sat where, when).
+    Locations,
+    /// Everything above.
+    All,
+}
+
+/// Arguments of `ft42 sync`.
+#[derive(Debug, Clone, Args)]
+pub struct SyncArgs {
+    /// What to fetch.
+    #[arg(value_enum)]
+    pub what: SyncTarget,
+
+    #[command(flatten)]
+    pub opts: SyncOpts,
+}
+
+/// Options shared by `ft42 sync <what>` and the thin `ft-users`/`ft-relations`/`ft-coalitions`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct SyncOpts {
+    /// Only these campuses (comma-separated ids); default: every campus.
+    #[arg(long = "campus", value_name = "IDS", value_delimiter = ',')]
+    pub campus: Vec<i64>,
+
+    /// Refetch everything (default: delta when a previous sync exists, full otherwise).
+    #[arg(long, conflicts_with = "delta")]
+    pub full: bool,
+
+    /// Only what changed since the last successful sync.
+    #[arg(long)]
+    pub delta: bool,
+
+    /// Run even if another worker holds the lease or the scope is fresh.
+    #[arg(long)]
+    pub force: bool,
+
+    /// Fetch relations for at most N users in this run (the rest stays queued).
+    #[arg(long, value_name = "N")]
+    pub max_relation_users: Option<usize>,
+}
+
+/// Arguments of `ft42 worker`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct WorkerArgs {
+    /// One pass over the runnable tasks, then exit (for cron); default: keep polling.
+    #[arg(long)]
+    pub once: bool,
+}
+
+/// Arguments of `ft42 status`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct StatusArgs {
+    /// Print JSON for machines instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `ft42 token ...`
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Get a token and report its validity, seconds left, the secret's expiry and the
+    /// application's rate limits. Exits 3 when the secret is rejected or expires within 7 days.
+    Check(TokenCheckArgs),
+}
+
+/// Arguments of `ft42 token check`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct TokenCheckArgs {
+    /// Print JSON for machines.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `ft42 integrity`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct IntegrityArgs {
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `ft42 cron ...`
+#[derive(Debug, Subcommand)]
+pub enum CronCommand {
+    /// Write (or replace) the ft42 block in your crontab.
+    Install(CronArgs),
+    /// Delete the ft42 block from your crontab, leaving every other line alone.
+    Remove(CronArgs),
+    /// Print the block that `install` would write.
+    Show,
+}
+
+/// Arguments of `ft42 cron install|remove`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct CronArgs {
+    /// Print the resulting crontab instead of installing it.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// Arguments of `ft42 daemon`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct DaemonArgs {}
+
+/// `ft42 sim ...`
+#[derive(Debug, Subcommand)]
+pub enum SimCommand {
+    /// Serve the simulated 42 API on loopback until interrupted, and print its credentials.
+    Serve(SimServeArgs),
+}
+
+/// Arguments of `ft42 sim serve`.
+#[derive(Debug, Clone, Args)]
+pub struct SimServeArgs {
+    /// Port to listen on (127.0.0.1); 0 picks a free one.
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+
+    /// Users per campus.
+    #[arg(long, default_value_t = 500)]
+    pub users: usize,
+
+    /// Seed of the generated data (same seed, same data).
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+
+    /// Number of campuses.
+    #[arg(long, default_value_t = 2)]
+    pub campuses: usize,
+}
+
+/// Arguments of `ft42 demo`.
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// Simulated users in total [env: FT42_DEMO_USERS].
+    #[arg(long, env = "FT42_DEMO_USERS", default_value_t = 3000)]
+    pub users: usize,
+
+    /// Simulated campuses.
+    #[arg(long, default_value_t = 3)]
+    pub campuses: usize,
+
+    /// Seed of the simulated data.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl Cli {
+    /// Parses a thin binary's arguments as `ft42 <prefix...> <args...>`, so `ft-users --delta`
+    /// means `ft42 sync users --delta`.
+    ///
+    /// On a usage error or `--help` this prints and exits like any clap program.
+    pub fn parse_with_prefix(prefix: &[&str]) -> Cli {
+        // Help and errors then read `ft42 sync users ...`, which is exactly what runs.
+        let argv = std::iter::once("ft42".into())
+            .chain(prefix.iter().map(Into::into))
+            .chain(std::env::args_os().skip(1));
+        <Cli as Parser>::parse_from(argv)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_tree_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("ft42").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn sync_parses_campus_list_and_mode() {
+        let cli = parse(&["sync", "users", "--campus", "1,12", "--delta"]).unwrap();
+        let Command::Sync(args) = cli.command else {
+            panic!("expected sync")
+        };
+        assert_eq!(args.what, SyncTarget::Users);
+        assert_eq!(args.opts.campus, vec![1, 12]);
+        assert!(args.opts.delta && !args.opts.full);
+    }
+
+    #[test]
+    fn full_and_delta_conflict() {
+        let err = parse(&["sync", "all", "--full", "--delta"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
+    }
+
+    #[test]
+    fn global_flags_are_accepted_after_the_subcommand() {
+        let cli = parse(&["status", "--database-url", "sqlite://x.db", "-vv"]).unwrap();
+        assert_eq!(cli.global.database_url.as_deref(), Some("sqlite://x.db"));
+        assert_eq!(cli.global.verbose, 2);
+    }
+
+    #[test]
+    fn verbose_and_quiet_conflict() {
+        assert!(parse(&["-v", "-q", "migrate"]).is_err());
+    }
+
+    #[test]
+    fn usage_errors_exit_with_code_two() {
+        // The documented "usage error" code is clap's own, so both agree.
+        let err = parse(&["sync", "nothing"]).unwrap_err();
+        assert_eq!(err.exit_code(), crate::exit::Exit::Usage.code());
+    }
+}
