@@ -837,6 +837,9 @@ impl FtClient {
                             "the client secret expires within 7 days; create the next secret on profile.intra.42.fr and configure it as the next secret"
                         );
                     }
+                    // Any fetch counts as a refresh attempt, so a token just handed back is not
+                    // asked for again by the proactive path a moment later.
+                    st.last_soft_attempt = Some(inner.clock.now());
                     Counters::inc(&inner.counters.token_refreshes);
                     tracing::info!(%expires_at, reused, "access token obtained");
                     self.emit(ClientEvent::TokenRefreshed { expires_at, reused });

@@ -71,3 +71,64 @@ impl Clock for SystemClock {
         Box::pin(tokio::time::sleep(d))
     }
 }
+
+/// A test clock whose time moves only when told to, or when someone sleeps on it.
+///
+/// `sleep(d)` advances the clock by `d` and returns at once, so backoff, `Retry-After` and pacing
+/// waits cost no wall-clock time, and `advance` jumps past a token's expiry. Concurrent sleepers
+/// each advance the clock, so time may run faster than in reality, never slower, which keeps
+/// every "at most N per window" property intact.
+#[derive(Debug)]
+pub struct ManualClock {
+    start: Instant,
+    start_utc: DateTime<Utc>,
+    offset: Mutex<Duration>,
+}
+
+impl ManualClock {
+    /// A clock starting at the current time.
+    pub fn new() -> Self {
+        Self::starting_at(Utc::now())
+    }
+
+    /// A clock whose wall-clock time starts at `utc`.
+    pub fn starting_at(utc: DateTime<Utc>) -> Self {
+        Self {
+            start: Instant::now(),
+            start_utc: utc,
+            offset: Mutex::new(Duration::ZERO),
+        }
+    }
+
+    /// Moves the clock forward.
+    pub fn advance(&self, d: Duration) {
+        *self.offset.lock().unwrap_or_else(|e| e.into_inner()) += d;
+    }
+
+    /// Total time advanced (by `advance` and by sleeps).
+    pub fn elapsed(&self) -> Duration {
+        *self.offset.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Default for ManualClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Instant {
+        self.start + self.elapsed()
+    }
+
+    fn utc(&self) -> DateTime<Utc> {
+        self.start_utc
+            + chrono::Duration::from_std(self.elapsed()).unwrap_or(chrono::TimeDelta::MAX)
+    }
+
+    fn sleep(&self, d: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        self.advance(d);
+        Box::pin(tokio::task::yield_now())
+    }
+}

@@ -44,7 +44,7 @@ mod secret;
 mod token;
 
 pub use client::{DEFAULT_BASE_URL, DEFAULT_USER_AGENT, FtClient, FtClientBuilder};
-pub use clock::{Clock, SystemClock};
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{RateConfig, RetryConfig};
 pub use error::ApiError;
 pub use event::{BudgetSnapshot, ClientEvent, ClientStats};
