@@ -1,0 +1,209 @@
+//! Batched `INSERT ... ON CONFLICT (id) DO UPDATE` for the mirror tables.
+//!
+//! Rules, for every mirror table:
+//! * duplicates within one batch are dropped, the last copy wins (PostgreSQL rejects a statement
+//!   that updates the same row twice, and 42 pagination repeats rows when data shifts);
+//! * every typed column, `raw` and `ingested_at` are replaced and `deleted_at` is cleared;
+//! * on tables with `updated_at`, an incoming row whose `updated_at` is older than the stored one
+//!   is skipped; equal or missing timestamps overwrite (piscine levels change without touching
+//!   `updated_at`);
+//! * statements are chunked below the backend's bind-parameter limit.
+
+use std::collections::HashSet;
+
+use diesel::{PgConnection, SqliteConnection};
+
+/// A row of a mirror table.
+pub(crate) trait MirrorRow {
+    /// The 42 id.
+    fn id(&self) -> i64;
+}
+
+/// The bind-parameter limit of a backend.
+pub(crate) trait BindLimit {
+    /// The most bind parameters one statement may carry.
+    const MAX_PARAMS: usize;
+}
+
+impl BindLimit for PgConnection {
+    // The wire protocol counts parameters in an unsigned 16-bit integer.
+    const MAX_PARAMS: usize = 65_535;
+}
+
+impl BindLimit for SqliteConnection {
+    // SQLITE_MAX_VARIABLE_NUMBER of the bundled SQLite (Debian's system build allows more).
+    const MAX_PARAMS: usize = 32_766;
+}
+
+/// Rows per statement never exceed this, even for narrow tables: beyond it, statements get
+/// larger without getting faster, and memory per statement grows.
+pub(crate) const MAX_CHUNK_ROWS: usize = 1_000;
+
+/// The bind-parameter limit of the connection's backend.
+pub(crate) fn max_params<C: BindLimit>(_conn: &C) -> usize {
+    C::MAX_PARAMS
+}
+
+/// Rows per statement for a table with `columns` bound columns.
+pub(crate) fn chunk_len(max_params: usize, columns: usize) -> usize {
+    (max_params / columns.max(1)).clamp(1, MAX_CHUNK_ROWS)
+}
+
+/// Keeps the last copy of each id, in the order of those last copies. Returns the kept rows and
+/// how many were dropped.
+pub(crate) fn dedupe_last<T: MirrorRow>(rows: Vec<T>) -> (Vec<T>, usize) {
+    let received = rows.len();
+    let mut seen = HashSet::with_capacity(received);
+    let mut kept: Vec<T> = rows
+        .into_iter()
+        .rev()
+        .filter(|r| seen.insert(r.id()))
+        .collect();
+    kept.reverse();
+    let dropped = received - kept.len();
+    (kept, dropped)
+}
+
+/// What one upsert did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct UpsertCount {
+    /// Rows left after dropping duplicate ids.
+    pub(crate) unique: usize,
+    /// Duplicate ids dropped.
+    pub(crate) duplicates: usize,
+    /// Rows inserted or updated (the rest were older than what is stored).
+    pub(crate) written: usize,
+}
+
+/// One upsert statement for a slice of rows of `$table`.
+macro_rules! upsert_stmt {
+    ($conn:expr, pg, $table:ident, $part:expr, guarded, [$($field:ident),*]) => {{
+        use diesel::prelude::*;
+        use diesel::upsert::excluded;
+        use crate::schema::$table as t;
+        let statement = diesel::insert_into(t::table)
+            .values($part)
+            .on_conflict(t::id)
+            .do_update()
+            .set((
+                $(t::$field.eq(excluded(t::$field)),)*
+                t::raw.eq(excluded(t::raw)),
+                t::ingested_at.eq(excluded(t::ingested_at)),
+                t::deleted_at.eq(None::<chrono::NaiveDateTime>),
+            ));
+        // `DO UPDATE ... WHERE`: an older incoming updated_at never overwrites a newer one.
+        diesel::query_dsl::methods::FilterDsl::filter(
+            statement,
+            t::updated_at
+                .is_null()
+                .or(excluded(t::updated_at).is_null())
+                .or(excluded(t::updated_at).ge(t::updated_at)),
+        )
+        .execute($conn)
+    }};
+    ($conn:expr, $backend:ident, $table:ident, $part:expr, unguarded, [$($field:ident),*]) => {{
+        use diesel::prelude::*;
+        use diesel::upsert::excluded;
+        use crate::schema::$table as t;
+        diesel::insert_into(t::table)
+            .values($part)
+            .on_conflict(t::id)
+            .do_update()
+            .set((
+                $(t::$field.eq(excluded(t::$field)),)*
+                t::raw.eq(excluded(t::raw)),
+                t::ingested_at.eq(excluded(t::ingested_at)),
+                t::deleted_at.eq(None::<chrono::NaiveDateTime>),
+            ))
+            .execute($conn)
+    }};
+    // Diesel 2.3 has no SQLite batch upsert with a `DO UPDATE ... WHERE` clause, so on SQLite the
+    // stale rows are dropped first by reading the stored updated_at of the chunk's ids. This is
+    // race-free because the caller holds SQLite's single write lock (BEGIN IMMEDIATE).
+    ($conn:expr, sqlite, $table:ident, $part:expr, guarded, [$($field:ident),*]) => {{
+        use diesel::prelude::*;
+        use crate::schema::$table as t;
+        let mut part = $part;
+        let ids: Vec<i64> = part.iter().map(|row| row.id).collect();
+        let stored: std::collections::HashMap<i64, Option<chrono::NaiveDateTime>> = t::table
+            .filter(t::id.eq_any(&ids))
+            .select((t::id, t::updated_at))
+            .load::<(i64, Option<chrono::NaiveDateTime>)>($conn)?
+            .into_iter()
+            .collect();
+        part.retain(|row| match (stored.get(&row.id), row.updated_at) {
+            (Some(Some(old)), Some(new)) => new >= *old,
+            _ => true,
+        });
+        if part.is_empty() {
+            Ok(0)
+        } else {
+            crate::upsert::upsert_stmt!($conn, sqlite, $table, part, unguarded, [$($field),*])
+        }
+    }};
+}
+pub(crate) use upsert_stmt;
+
+/// Dedupes `$rows` and upserts them in chunks; evaluates to
+/// `Result<UpsertCount, StoreError>`.
+macro_rules! upsert_chunks {
+    ($conn:expr, $backend:ident, $table:ident, $rows:expr, $guard:ident, [$($field:ident),*]) => {{
+        let (rows, duplicates) = crate::upsert::dedupe_last($rows);
+        // id and raw are bound besides the typed columns.
+        let columns = 2 + [$(stringify!($field)),*].len();
+        let chunk = crate::upsert::chunk_len(crate::upsert::max_params(&*$conn), columns);
+        let unique = rows.len();
+        let mut written = 0usize;
+        let mut failed = None;
+        // Diesel inserts the `raw` wrapper by value, so chunks are moved out, not borrowed.
+        let mut remaining = rows.into_iter();
+        loop {
+            let part: Vec<_> = remaining.by_ref().take(chunk).collect();
+            if part.is_empty() {
+                break;
+            }
+            match crate::upsert::upsert_stmt!($conn, $backend, $table, part, $guard, [$($field),*]) {
+                Ok(n) => written += n,
+                Err(source) => {
+                    failed = Some(crate::error::StoreError::query("upsert", stringify!($table), source));
+                    break;
+                }
+            }
+        }
+        match failed {
+            Some(error) => Err(error),
+            None => Ok(crate::upsert::UpsertCount { unique, duplicates, written }),
+        }
+    }};
+}
+pub(crate) use upsert_chunks;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct R(i64, &'static str);
+    impl MirrorRow for R {
+        fn id(&self) -> i64 {
+            self.0
+        }
+    }
+
+    #[test]
+    fn dedupe_keeps_the_last_copy_in_order() {
+        let rows = vec![R(1, "a"), R(2, "b"), R(1, "c"), R(3, "d"), R(2, "e")];
+        let (kept, dropped) = dedupe_last(rows);
+        let kept: Vec<_> = kept.iter().map(|r| (r.0, r.1)).collect();
+        assert_eq!(kept, vec![(1, "c"), (3, "d"), (2, "e")]);
+        assert_eq!(dropped, 2);
+    }
+
+    #[test]
+    fn chunks_stay_under_the_bind_limit() {
+        // users: 21 typed columns + id + raw.
+        assert_eq!(chunk_len(SqliteConnection::MAX_PARAMS, 23), 1_000);
+        assert!(chunk_len(SqliteConnection::MAX_PARAMS, 40) * 40 <= 32_766);
+        assert!(chunk_len(PgConnection::MAX_PARAMS, 100) * 100 <= 65_535);
+        assert_eq!(chunk_len(10, 100), 1);
+    }
+}

@@ -1,0 +1,13 @@
+DROP TABLE coalitions_users;
+DROP TABLE blocs;
+DROP TABLE coalitions;
+DROP TABLE locations;
+DROP TABLE achievements_users;
+DROP TABLE achievements;
+DROP TABLE projects_users;
+DROP TABLE projects;
+DROP TABLE cursus_users;
+DROP TABLE cursus;
+DROP TABLE campus_users;
+DROP TABLE users;
+DROP TABLE campuses;
