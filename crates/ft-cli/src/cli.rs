@@ -255,6 +255,18 @@ pub struct SimServeArgs {
     /// Number of campuses.
     #[arg(long, default_value_t = 2)]
     pub campuses: usize,
+
+    /// Requests per second the simulated application may make.
+    #[arg(long, default_value_t = 2)]
+    pub per_second: u32,
+
+    /// Requests per "hour" the simulated application may make.
+    #[arg(long, default_value_t = 1200)]
+    pub per_hour: u32,
+
+    /// Length of the simulated "hour" in seconds (compress it to watch hourly pacing).
+    #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
+    pub hour_s: u64,
 }
 
 /// Arguments of `ft42 demo`.

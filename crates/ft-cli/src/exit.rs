@@ -118,7 +118,33 @@ fn classify_one(cause: &(dyn std::error::Error + 'static)) -> Option<Exit> {
     if let Some(c) = cause.downcast_ref::<crate::config::ConfigError>() {
         return Some(c.exit());
     }
+    if let Some(e) = cause.downcast_ref::<ft_api::ApiError>() {
+        return Some(api_exit(e));
+    }
+    if let Some(e) = cause.downcast_ref::<ft_store::StoreError>() {
+        return Some(match e {
+            ft_store::StoreError::BadUrl { .. } => Exit::Usage,
+            _ => Exit::Database,
+        });
+    }
     None
+}
+
+/// The class of an API error: a rejected secret is authentication, anything a retry could fix
+/// (network, timeouts, 5xx, 429) is unavailability, a bad client setting is configuration.
+fn api_exit(e: &ft_api::ApiError) -> Exit {
+    if e.is_auth() {
+        Exit::Auth
+    } else if e.is_retryable() {
+        Exit::ApiUnavailable
+    } else if matches!(
+        e,
+        ft_api::ApiError::Config(_) | ft_api::ApiError::Url { .. }
+    ) {
+        Exit::Usage
+    } else {
+        Exit::Other
+    }
 }
 
 /// Renders the one-line message printed on failure: `ft42: <class>: <cause>: <cause>...`.
@@ -127,8 +153,19 @@ fn classify_one(cause: &(dyn std::error::Error + 'static)) -> Option<Exit> {
 /// service-manager journals.
 pub fn one_line(err: &anyhow::Error) -> String {
     let exit = classify(err);
-    let text = format!("{err:#}");
-    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    // Some errors repeat their source's text in their own message; print each text once.
+    let mut text = String::new();
+    for cause in err.chain() {
+        let part = cause.to_string();
+        let part = part.split_whitespace().collect::<Vec<_>>().join(" ");
+        if part.is_empty() || text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
     format!("ft42: {}: {text}", exit.label())
 }
 
@@ -159,6 +196,18 @@ mod tests {
         assert_eq!(
             one_line(&err),
             "ft42: authentication error: token check failed: secret rejected"
+        );
+    }
+
+    #[test]
+    fn repeated_causes_are_printed_once() {
+        let inner = std::io::Error::other("connection refused");
+        let err = anyhow::Error::new(inner)
+            .context("transport error: connection refused")
+            .context("cannot get a token");
+        assert_eq!(
+            one_line(&err),
+            "ft42: error: cannot get a token: transport error: connection refused"
         );
     }
 

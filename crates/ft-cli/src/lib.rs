@@ -22,7 +22,7 @@ pub mod schedule;
 pub use cli::Cli;
 pub use exit::Exit;
 
-use cli::{Command, CronCommand};
+use cli::{Command, CronCommand, SimCommand, TokenCommand};
 use config::Settings;
 
 /// Loads settings, installs logging, runs the command on a tokio runtime, prints a failure as
@@ -72,6 +72,9 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<Exit> {
             commands::cron::install(&cli.global, &settings, &args)
         }
         Command::Cron(CronCommand::Remove(args)) => commands::cron::remove(&args),
+        Command::Migrate => commands::migrate::migrate(&settings).await,
+        Command::Token(TokenCommand::Check(args)) => commands::token::check(&settings, &args).await,
+        Command::Sim(SimCommand::Serve(args)) => commands::sim::serve(&args).await,
         other => Err(exit::Classified::error(
             Exit::Other,
             format!(

@@ -1,3 +1,7 @@
-//! One module per command; each exposes functions returning `anyhow::Result<Exit>`.
+//! One module per command; each returns `anyhow::Result<Exit>`.
 
 pub(crate) mod cron;
+pub(crate) mod migrate;
+pub(crate) mod sim;
+pub(crate) mod support;
+pub(crate) mod token;

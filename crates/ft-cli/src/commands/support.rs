@@ -1,0 +1,97 @@
+//! Helpers shared by the commands: opening the store, building the API client, waiting for a
+//! shutdown signal.
+
+use anyhow::Context;
+use ft_api::{ClientSecret, FtClient, RateConfig};
+use ft_store::Store;
+use secrecy::ExposeSecret;
+
+use crate::config::Settings;
+
+/// The User-Agent sent to the API (it sits behind Cloudflare, which blocks clients without one).
+pub(crate) const USER_AGENT: &str = concat!(
+    "ft42/",
+    env!("CARGO_PKG_VERSION"),
+    " (+https://example.invalid/ft42)"
+);
+
+/// Runs blocking store work off the async threads.
+pub(crate) async fn blocking<T, F>(f: F) -> anyhow::Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> anyhow::Result<T> + Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .context("a database task panicked")?
+}
+
+/// Opens the configured database; errors name the setting it came from.
+pub(crate) async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
+    let url = settings.database_url.clone();
+    let origin = settings.database_url_origin.clone();
+    blocking(move || {
+        Store::open(&url).with_context(|| format!("cannot open the database (from {origin})"))
+    })
+    .await
+}
+
+/// Opens the database and applies pending migrations; returns the store and how many ran.
+pub(crate) async fn open_migrated(settings: &Settings) -> anyhow::Result<(Store, usize)> {
+    let store = open_store(settings).await?;
+    let s = store.clone();
+    let applied = blocking(move || s.migrate().context("cannot migrate the database")).await?;
+    if applied > 0 {
+        tracing::info!(applied, database = %settings.database_url_redacted(), "migrated the database");
+    }
+    Ok((store, applied))
+}
+
+/// Builds the API client from the settings (credentials are read here, exit 3 when missing).
+/// The client logs its own token refreshes and retries.
+pub(crate) fn api_client(settings: &Settings) -> anyhow::Result<FtClient> {
+    let creds = settings.credentials()?;
+    let client = FtClient::builder()
+        .base_url(settings.api_url.as_str().trim_end_matches('/'))
+        .token_url(settings.token_url.as_str())
+        .client_id(creds.client_id)
+        .client_secret(ClientSecret::new(creds.client_secret.expose_secret()))
+        .next_client_secret(
+            creds
+                .client_secret_next
+                .map(|s| ClientSecret::new(s.expose_secret())),
+        )
+        .user_agent(USER_AGENT)
+        .rate(RateConfig {
+            per_second: settings.rate.per_second,
+            per_hour: settings.rate.per_hour,
+            hour: settings.rate.hour,
+        })
+        .build()
+        .context("cannot build the API client (check FT42_API_URL and the FT42_RATE_* settings)")?;
+    Ok(client)
+}
+
+/// Completes on the first SIGINT (Ctrl-C) or SIGTERM.
+pub(crate) async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    tracing::info!("shutdown requested; finishing the current page");
+}
