@@ -93,5 +93,5 @@ pub(crate) async fn shutdown_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
-    tracing::info!("shutdown requested; finishing the current page");
+    tracing::info!("shutdown requested (SIGINT or SIGTERM)");
 }
