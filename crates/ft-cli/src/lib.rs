@@ -75,6 +75,7 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<Exit> {
         Command::Migrate => commands::migrate::migrate(&settings).await,
         Command::Token(TokenCommand::Check(args)) => commands::token::check(&settings, &args).await,
         Command::Sim(SimCommand::Serve(args)) => commands::sim::serve(&args).await,
+        Command::Status(args) => commands::status::status(&settings, &args).await,
         other => Err(exit::Classified::error(
             Exit::Other,
             format!(

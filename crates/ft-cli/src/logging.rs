@@ -75,7 +75,7 @@ fn level(verbosity: i8) -> &'static str {
 /// The filter for our crates at `level`, other crates at warn.
 fn filter_for(level: &str) -> String {
     format!(
-        "warn,ft42={level},ft_cli={level},ft_api={level},ft_sync={level},ft_store={level},\
+        "warn,ft42={level},ft42_progress={level},ft_cli={level},ft_api={level},ft_sync={level},ft_store={level},\
          ft_integrity={level},ft_sim=warn"
     )
 }
@@ -92,6 +92,16 @@ pub fn init(opts: &LogOptions) -> Result<LogGuard, ConfigError> {
             .parse()
             .expect("static directive"),
     );
+    // On a terminal the bars show progress; elsewhere the progress events are the plain lines.
+    let stderr_filter = if crate::progress::interactive() {
+        stderr_filter.add_directive(
+            format!("{}=off", crate::progress::PROGRESS_TARGET)
+                .parse()
+                .expect("static directive"),
+        )
+    } else {
+        stderr_filter
+    };
     let stderr = tracing_subscriber::fmt::layer()
         .with_writer(|| StderrWriter)
         .with_target(false)

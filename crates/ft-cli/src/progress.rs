@@ -25,3 +25,7 @@ pub fn bars() -> &'static MultiProgress {
 pub fn interactive() -> bool {
     !bars().is_hidden()
 }
+
+/// Log target of the per-page progress events. They always reach the JSON-lines files; on a
+/// terminal the bars replace them on stderr.
+pub const PROGRESS_TARGET: &str = "ft42_progress";

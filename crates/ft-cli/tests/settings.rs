@@ -94,3 +94,18 @@ fn thin_binary_is_the_subcommand() {
         .success();
     assert_eq!(thin.get_output().stdout, full.get_output().stdout);
 }
+
+#[test]
+fn status_needs_a_migrated_database_and_reports_json() {
+    let sb = Sandbox::new();
+    let out = sb.ft42().args(["status"]).assert().code(5);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr);
+    assert!(stderr.contains("ft42 migrate"), "{stderr}");
+
+    sb.ft42().arg("migrate").assert().success();
+    let out = sb.ft42().args(["status", "--json"]).assert().success();
+    let report: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(report["tables"]["users"], 0);
+    assert_eq!(report["pending_tasks"], 0);
+    assert_eq!(report["budget"]["per_hour"], 1200);
+}

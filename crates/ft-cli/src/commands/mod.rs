@@ -3,5 +3,6 @@
 pub(crate) mod cron;
 pub(crate) mod migrate;
 pub(crate) mod sim;
+pub(crate) mod status;
 pub(crate) mod support;
 pub(crate) mod token;

@@ -1,0 +1,256 @@
+//! `ft42 status [--json]`: what is mirrored, how fresh it is, what is queued or failed, and how
+//! much of the hourly budget the last hour used.
+
+use std::collections::BTreeMap;
+
+use anyhow::Context;
+use chrono::{NaiveDateTime, Utc};
+use ft_store::{Store, Table, TaskState};
+use serde::Serialize;
+
+use crate::cli::StatusArgs;
+use crate::config::Settings;
+use crate::exit::Exit;
+use crate::schedule::{JobKind, When};
+
+use super::support::{blocking, open_store};
+
+/// Requests one queued relation user costs (its projects_users and achievements_users pages),
+/// for the backfill estimate.
+const REQUESTS_PER_RELATION_USER: f64 = 2.0;
+
+/// One cursor's freshness.
+#[derive(Debug, Serialize)]
+struct ScopeStatus {
+    resource: String,
+    scope: String,
+    /// The start time of the last complete pass (what the mirror is complete up to).
+    watermark: Option<NaiveDateTime>,
+    /// When the cursor was last written.
+    last_write: NaiveDateTime,
+    rows: i64,
+    /// A pass is in progress at this page.
+    page: i64,
+    age_seconds: Option<i64>,
+    target_seconds: i64,
+    fresh: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct RunInfo {
+    id: i64,
+    kind: String,
+    status: String,
+    started_at: NaiveDateTime,
+    finished_at: Option<NaiveDateTime>,
+    summary: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Serialize)]
+struct Budget {
+    per_hour: u32,
+    used_last_hour: i64,
+    remaining: i64,
+}
+
+#[derive(Debug, Serialize)]
+struct Backfill {
+    relation_users_queued: i64,
+    estimated_requests: u64,
+    estimated_hours: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct StatusReport {
+    database: String,
+    tables: BTreeMap<String, i64>,
+    scopes: Vec<ScopeStatus>,
+    tasks: BTreeMap<String, BTreeMap<String, i64>>,
+    pending_tasks: i64,
+    failed_tasks: i64,
+    last_runs: Vec<RunInfo>,
+    last_success: Option<NaiveDateTime>,
+    budget: Budget,
+    backfill: Backfill,
+}
+
+/// How stale a scope may get before `status` calls it stale: three delta intervals when
+/// deltas run, else a day and a half of the nightly full sync.
+fn freshness_target(settings: &Settings) -> i64 {
+    let delta = settings
+        .schedule
+        .jobs
+        .iter()
+        .find(|j| j.kind == JobKind::Delta)
+        .map(|j| j.when);
+    match delta {
+        Some(When::Every(d)) => 3 * d.as_secs() as i64,
+        _ => 36 * 3600,
+    }
+}
+
+fn collect(store: &Store, settings: &Settings) -> anyhow::Result<StatusReport> {
+    store.schema_check()?;
+    let now = Utc::now().naive_utc();
+    let mut tables = BTreeMap::new();
+    for table in Table::ALL {
+        tables.insert(table.as_str().to_owned(), store.count(*table, false)?);
+    }
+    let target = freshness_target(settings);
+    let scopes = store
+        .cursors()?
+        .into_iter()
+        .map(|c| {
+            let age = c.watermark.map(|w| (now - w).num_seconds());
+            ScopeStatus {
+                fresh: age.is_some_and(|a| a <= target),
+                resource: c.resource,
+                scope: c.scope,
+                watermark: c.watermark,
+                last_write: c.updated_at,
+                rows: c.rows,
+                page: c.page,
+                age_seconds: age,
+                target_seconds: target,
+            }
+        })
+        .collect();
+    let mut tasks: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
+    let (mut pending, mut failed) = (0, 0);
+    for (kind, state, n) in store.task_counts()? {
+        match state {
+            TaskState::Pending | TaskState::Running => pending += n,
+            TaskState::Error => failed += n,
+            TaskState::Done => {}
+        }
+        tasks
+            .entry(kind)
+            .or_default()
+            .insert(state.as_str().to_owned(), n);
+    }
+    let runs = store.runs(10)?;
+    let last_success = runs
+        .iter()
+        .filter(|r| r.status == "ok" || r.status == "done" || r.status == "success")
+        .filter_map(|r| r.finished_at)
+        .max();
+    let last_runs = runs
+        .into_iter()
+        .map(|r| RunInfo {
+            id: r.id,
+            kind: r.kind,
+            status: r.status,
+            started_at: r.started_at,
+            finished_at: r.finished_at,
+            summary: r.summary,
+        })
+        .collect();
+    let hour_ago = now - chrono::TimeDelta::seconds(settings.rate.hour.as_secs() as i64);
+    let used = store
+        .fetch_log(i64::from(settings.rate.per_hour) * 2)?
+        .iter()
+        .filter(|r| r.at >= hour_ago)
+        .map(|r| 1 + i64::from(r.retries))
+        .sum::<i64>();
+    let queued = store.relation_queue_len()?;
+    let estimated_requests = (queued as f64 * REQUESTS_PER_RELATION_USER).ceil() as u64;
+    Ok(StatusReport {
+        database: settings.database_url_redacted(),
+        tables,
+        scopes,
+        tasks,
+        pending_tasks: pending,
+        failed_tasks: failed,
+        last_runs,
+        last_success,
+        budget: Budget {
+            per_hour: settings.rate.per_hour,
+            used_last_hour: used,
+            remaining: (i64::from(settings.rate.per_hour) - used).max(0),
+        },
+        backfill: Backfill {
+            relation_users_queued: queued,
+            estimated_requests,
+            estimated_hours: estimated_requests as f64 / f64::from(settings.rate.per_hour),
+        },
+    })
+}
+
+/// Prints the status; exits 0 even when scopes are stale (that is information, not failure).
+pub(crate) async fn status(settings: &Settings, args: &StatusArgs) -> anyhow::Result<Exit> {
+    let store = open_store(settings).await?;
+    let s = settings.clone();
+    let report = blocking(move || collect(&store, &s).context("cannot read the status")).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_human(&report);
+    }
+    Ok(Exit::Ok)
+}
+
+fn ago(seconds: Option<i64>) -> String {
+    match seconds {
+        None => "never".to_owned(),
+        Some(s) if s < 120 => format!("{s}s ago"),
+        Some(s) if s < 7200 => format!("{}m ago", s / 60),
+        Some(s) if s < 172_800 => format!("{}h ago", s / 3600),
+        Some(s) => format!("{}d ago", s / 86400),
+    }
+}
+
+fn print_human(r: &StatusReport) {
+    println!("database: {}", r.database);
+    println!(
+        "last successful run: {}",
+        r.last_success
+            .map_or_else(|| "none".to_owned(), |t| format!("{t} UTC"))
+    );
+    println!();
+    println!(
+        "{:<22} {:<16} {:>9} {:>12}  FRESHNESS",
+        "RESOURCE", "SCOPE", "ROWS", "COMPLETE"
+    );
+    if r.scopes.is_empty() {
+        println!("(nothing synced yet: run `ft42 sync all`)");
+    }
+    for s in &r.scopes {
+        let state = if s.fresh { "fresh" } else { "STALE" };
+        let paging = if s.page > 0 {
+            format!(", pass at page {}", s.page)
+        } else {
+            String::new()
+        };
+        println!(
+            "{:<22} {:<16} {:>9} {:>12}  {state} (target {}m){paging}",
+            s.resource,
+            s.scope,
+            s.rows,
+            ago(s.age_seconds),
+            s.target_seconds / 60
+        );
+    }
+    println!();
+    println!(
+        "tasks: {} pending or running, {} failed",
+        r.pending_tasks, r.failed_tasks
+    );
+    for (kind, states) in &r.tasks {
+        let parts: Vec<String> = states.iter().map(|(s, n)| format!("{s} {n}")).collect();
+        println!("  {kind:<28} {}", parts.join(", "));
+    }
+    println!();
+    println!("rows per table:");
+    for (table, n) in &r.tables {
+        println!("  {table:<20} {n:>9}");
+    }
+    println!();
+    println!(
+        "budget: {} requests in the last hour, {} of {}/h left",
+        r.budget.used_last_hour, r.budget.remaining, r.budget.per_hour
+    );
+    println!(
+        "backfill: {} users wait for relations (~{} requests, ~{:.1} h at the full budget)",
+        r.backfill.relation_users_queued, r.backfill.estimated_requests, r.backfill.estimated_hours
+    );
+}
