@@ -158,7 +158,7 @@ pub struct SyncOpts {
     #[arg(long)]
     pub delta: bool,
 
-    /// Run even if another worker holds the lease or the scope is fresh.
+    /// Start the chosen scopes from scratch: drop their cursors and queued tasks first.
     #[arg(long)]
     pub force: bool,
 
