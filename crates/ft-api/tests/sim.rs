@@ -187,3 +187,45 @@ async fn pagination_token_info_and_revocation_against_the_simulator() {
     assert_eq!(client.stats().responses_401, 1);
     assert_eq!(client.stats().token_requests, 2);
 }
+
+#[tokio::test]
+async fn a_rotated_secret_fails_over_to_the_configured_next_secret() {
+    let sim = Sim::builder().seed(4).start().await;
+    let old = sim.credentials();
+    let new = sim.rotate_secret();
+    let rate = RateConfig {
+        per_second: 20,
+        per_hour: 10_000,
+        hour: Duration::from_secs(3600),
+    };
+    let build = |next: Option<ClientSecret>| {
+        FtClient::builder()
+            .base_url(sim.base_url())
+            .client_id(old.client_id.as_str())
+            .client_secret(ClientSecret::new(old.client_secret.clone()))
+            .next_client_secret(next)
+            .rate(rate)
+            .build()
+            .unwrap()
+    };
+    let err = build(None).ensure_token().await.unwrap_err();
+    assert!(
+        matches!(err, ft_api::ApiError::SecretRejected { .. }),
+        "{err:?}"
+    );
+
+    let client = build(Some(ClientSecret::new(new.client_secret.clone())));
+    let status = client.ensure_token().await.unwrap();
+    assert!(status.secret_valid_until.is_some());
+    // After a revocation the refresh goes straight to the secret that works.
+    sim.revoke_tokens();
+    client
+        .get_page::<User>("/v2/campus/1/users", &Query::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        client.stats().token_requests,
+        3,
+        "rejected, accepted, then one refresh"
+    );
+}
