@@ -588,3 +588,70 @@ async fn probe_total_reads_x_total_with_one_small_request() {
     assert_eq!(reqs.len(), 1);
     assert_eq!(query_param(&reqs[0], "per_page").as_deref(), Some("1"));
 }
+
+#[tokio::test]
+async fn token_requests_take_from_the_same_budget() {
+    let server = server().await;
+    let clock = Arc::new(ManualClock::new());
+    mount_tokens(&server, clock.clone(), 7200).await;
+    Mock::given(method("GET"))
+        .and(path("/v2/cursus"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
+        .mount(&server)
+        .await;
+    // One request per second: the token request uses the only token, so the first API request
+    // must wait for the next one (1 token per 1.101 s with the default 100 ms margin).
+    let client = builder(&server, clock)
+        .rate(ft_api::RateConfig {
+            per_second: 1,
+            per_hour: 1200,
+            hour: Duration::from_secs(3600),
+        })
+        .build()
+        .unwrap();
+    let page = client
+        .get_page::<serde_json::Value>("/v2/cursus", &Query::new())
+        .await
+        .unwrap();
+    assert!(page.meta.token_refreshed);
+    assert!(
+        page.meta.waited >= Duration::from_millis(1100),
+        "{:?}",
+        page.meta.waited
+    );
+    let stats = client.stats();
+    assert_eq!((stats.requests, stats.token_requests), (2, 1));
+}
+
+#[tokio::test]
+async fn timeouts_are_retried_and_then_reported() {
+    let server = server().await;
+    let clock = Arc::new(ManualClock::new());
+    mount_tokens(&server, clock.clone(), 7200).await;
+    Mock::given(method("GET"))
+        .and(path("/v2/slow"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!([]))
+                .set_delay(Duration::from_secs(2)),
+        )
+        .mount(&server)
+        .await;
+    let client = builder(&server, clock)
+        .timeouts(Duration::from_secs(1), Duration::from_millis(150))
+        .retry(RetryConfig {
+            max_attempts: 2,
+            ..RetryConfig::default()
+        })
+        .build()
+        .unwrap();
+    let err = client
+        .get_json("/v2/slow", &Query::new())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ApiError::Timeout { ref endpoint, attempt: 2 } if endpoint == "/v2/slow"),
+        "{err:?}"
+    );
+    assert!(err.is_retryable());
+}

@@ -187,3 +187,178 @@ async fn pagination_token_info_and_revocation_against_the_simulator() {
     assert_eq!(client.stats().responses_401, 1);
     assert_eq!(client.stats().token_requests, 2);
 }
+
+#[tokio::test]
+async fn a_rotated_secret_fails_over_to_the_configured_next_secret() {
+    let sim = Sim::builder().seed(4).start().await;
+    let old = sim.credentials();
+    let new = sim.rotate_secret();
+    let rate = RateConfig {
+        per_second: 20,
+        per_hour: 10_000,
+        hour: Duration::from_secs(3600),
+    };
+    let build = |next: Option<ClientSecret>| {
+        FtClient::builder()
+            .base_url(sim.base_url())
+            .client_id(old.client_id.as_str())
+            .client_secret(ClientSecret::new(old.client_secret.clone()))
+            .next_client_secret(next)
+            .rate(rate)
+            .build()
+            .unwrap()
+    };
+    let err = build(None).ensure_token().await.unwrap_err();
+    assert!(
+        matches!(err, ft_api::ApiError::SecretRejected { .. }),
+        "{err:?}"
+    );
+
+    let client = build(Some(ClientSecret::new(new.client_secret.clone())));
+    let status = client.ensure_token().await.unwrap();
+    assert!(status.secret_valid_until.is_some());
+    // After a revocation the refresh goes straight to the secret that works.
+    sim.revoke_tokens();
+    client
+        .get_page::<User>("/v2/campus/1/users", &Query::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        client.stats().token_requests,
+        3,
+        "rejected, accepted, then one refresh"
+    );
+}
+
+/// Every model decodes the simulator's shapes with no unknown field except the simulator's
+/// deliberate drift: the models match the documented API, so drift reports mean real drift.
+#[tokio::test]
+async fn every_model_decodes_the_simulators_endpoints_without_drift() {
+    use ft_api::ClientEvent;
+    use ft_api::models::*;
+
+    let sim = Sim::builder()
+        .seed(5)
+        .users_per_campus(30)
+        .limits(Limits {
+            per_second: 100,
+            per_hour: 100_000,
+            ..Limits::default()
+        })
+        .start()
+        .await;
+    let client = client_for(
+        &sim,
+        RateConfig {
+            per_second: 100,
+            per_hour: 100_000,
+            hour: Duration::from_secs(3600),
+        },
+        Duration::from_millis(25),
+    );
+    let mut events = client.subscribe();
+    let q = Query::new();
+    async fn all<T: serde::de::DeserializeOwned + Send + 'static>(
+        client: &FtClient,
+        path: &str,
+    ) -> Vec<T> {
+        let pages: Vec<_> = client
+            .stream_pages::<T>(path, Query::new())
+            .try_collect()
+            .await
+            .unwrap_or_else(|e| panic!("{path}: {e}"));
+        pages.into_iter().flat_map(|p| p.items).collect()
+    }
+    let users: Vec<User> = all(&client, "/v2/campus/1/users").await;
+    assert!(!users.is_empty());
+    let detail: UserDetail = client
+        .get(&format!("/v2/users/{}", users[0].id), &q)
+        .await
+        .unwrap();
+    assert_eq!(detail.id, users[0].id);
+    assert!(!all::<Campus>(&client, "/v2/campus").await.is_empty());
+    all::<CampusUser>(&client, "/v2/campus_users").await;
+    assert!(!all::<Cursus>(&client, "/v2/cursus").await.is_empty());
+    assert!(
+        !all::<CursusUser>(&client, "/v2/cursus_users")
+            .await
+            .is_empty()
+    );
+    all::<Project>(&client, "/v2/projects").await;
+    all::<ProjectsUser>(&client, "/v2/projects_users").await;
+    all::<Achievement>(&client, "/v2/achievements").await;
+    all::<AchievementsUser>(&client, "/v2/achievements_users").await;
+    all::<Location>(&client, "/v2/locations").await;
+    all::<Coalition>(&client, "/v2/coalitions").await;
+    all::<Bloc>(&client, "/v2/blocs").await;
+    all::<CoalitionsUser>(&client, "/v2/coalitions_users").await;
+    let drift: Vec<_> = std::iter::from_fn(|| events.try_recv().ok())
+        .filter_map(|e| match e {
+            ClientEvent::SchemaDrift { endpoint, field } => Some(format!("{endpoint} {field}")),
+            _ => None,
+        })
+        .collect();
+    // `pronoun` is the simulator's deliberate drift (a field the real API may add); it is
+    // reported, and nothing else may be.
+    let unexpected: Vec<_> = drift.iter().filter(|d| !d.ends_with("pronoun")).collect();
+    assert!(
+        unexpected.is_empty(),
+        "fields the models do not know: {unexpected:#?}"
+    );
+}
+
+/// A listing under 5xx answers, spontaneous 429s and periodic token revocation still returns
+/// every row exactly once.
+#[tokio::test]
+async fn a_listing_survives_5xx_429_and_revocations() {
+    let sim = Sim::builder()
+        .seed(11)
+        .users_per_campus(300)
+        .limits(Limits {
+            per_second: 50,
+            per_hour: 100_000,
+            ..Limits::default()
+        })
+        .faults(ft_sim::Faults {
+            error_5xx_rate: 0.25,
+            spontaneous_429_rate: 0.05,
+            revoke_token_every: Some(4),
+            ..ft_sim::Faults::default()
+        })
+        .start()
+        .await;
+    let creds = sim.credentials();
+    let client = FtClient::builder()
+        .base_url(sim.base_url())
+        .client_id(creds.client_id.as_str())
+        .client_secret(ClientSecret::new(creds.client_secret.clone()))
+        .rate(RateConfig {
+            per_second: 50,
+            per_hour: 100_000,
+            hour: Duration::from_secs(3600),
+        })
+        .jitter_margin(Duration::from_millis(25))
+        .retry(ft_api::RetryConfig {
+            max_attempts: 8,
+            max_elapsed: Duration::from_secs(120),
+            base_delay: Duration::from_millis(20),
+            max_delay: Duration::from_millis(200),
+        })
+        .build()
+        .unwrap();
+    let pages: Vec<_> = client
+        .stream_pages::<User>("/v2/campus/1/users", Query::new().sort(["id"]).per_page(30))
+        .try_collect()
+        .await
+        .unwrap();
+    let ids: Vec<i64> = pages
+        .iter()
+        .flat_map(|p| p.items.iter().map(|u| u.id))
+        .collect();
+    assert_eq!(ids.len(), 300, "every user of the campus exactly once");
+    let mut dedup = ids.clone();
+    dedup.dedup();
+    assert_eq!(dedup.len(), ids.len());
+    let stats = client.stats();
+    assert!(stats.retries > 0 && stats.responses_401 > 0, "{stats:?}");
+}

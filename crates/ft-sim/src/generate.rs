@@ -820,7 +820,9 @@ pub(crate) fn add_user(
         .filter(|p| p.cursus_id == CURSUS_42)
         .map(|p| (p.id, p.parent_id))
         .collect();
-    let mut attempts: Vec<(i64, i64, Ms, Ms, bool)> = Vec::new(); // (project, cursus, start, end, ongoing)
+    let parent_project = cursus_ids.iter().find_map(|&(_, parent)| parent);
+    // (project, cursus, start, latest mark time, still ongoing)
+    let mut attempts: Vec<(i64, i64, Ms, Ms, bool)> = Vec::new();
     match profile {
         Profile::Upcoming => {}
         Profile::Pisciner | Profile::PiscineOnly => {
@@ -849,25 +851,29 @@ pub(crate) fn add_user(
                 attempts.push((project, PISCINE, at, piscine_end, false));
             }
             let count = rng.random_range(10..24);
-            let with_internship = rng.random_bool(0.15);
+            let regular: Vec<i64> = cursus_ids
+                .iter()
+                .filter(|&&(id, parent)| parent.is_none() && Some(id) != parent_project)
+                .map(|&(id, _)| id)
+                .collect();
             let mut at = cursus_begin;
-            for &(project, parent) in cursus_ids.iter() {
-                if parent.is_some() && !with_internship {
-                    continue;
-                }
-                let taken = attempts.iter().filter(|a| a.1 == CURSUS_42).count();
-                if taken >= count && parent.is_none() {
-                    break;
-                }
+            for (k, &project) in regular.iter().take(count).enumerate() {
                 at += rng.random_range(5..40) * DAY;
                 if at >= now - DAY {
                     break;
                 }
-                attempts.push((project, CURSUS_42, at, now - HOUR, taken + 1 >= count));
+                attempts.push((project, CURSUS_42, at, now - HOUR, k + 1 == count));
+            }
+            // Some students did the internship: a parent project and its children.
+            if rng.random_bool(0.15) && at < now - 30 * DAY {
+                for &(project, parent) in &cursus_ids {
+                    if Some(project) == parent_project || parent.is_some() {
+                        attempts.push((project, CURSUS_42, at + DAY, now - HOUR, false));
+                    }
+                }
             }
         }
     }
-    let parent_project = cursus_ids.iter().find_map(|&(_, parent)| parent);
     for (project, cursus_id, start_at, end_limit, ongoing) in attempts {
         let created = start_at.min(now - 2 * HOUR);
         let (status, final_mark, marked_at) = if Some(project) == parent_project {

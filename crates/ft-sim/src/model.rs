@@ -6,6 +6,8 @@
 //! through the same function, so the same row always has the same JSON wherever it is listed.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
@@ -88,9 +90,20 @@ pub(crate) struct RenderCtx<'a> {
     pub(crate) store: &'a crate::store::Store,
     /// Render embedded users from the current user row instead of the row's snapshot.
     pub(crate) live_users: bool,
+    /// Rendered short users of this call, by snapshot address: a page of relation rows often
+    /// embeds the same user many times, and building the JSON dominates the cost.
+    cache: RefCell<HashMap<usize, Value>>,
 }
 
-impl RenderCtx<'_> {
+impl<'a> RenderCtx<'a> {
+    pub(crate) fn new(store: &'a crate::store::Store, live_users: bool) -> Self {
+        Self {
+            store,
+            live_users,
+            cache: RefCell::new(HashMap::new()),
+        }
+    }
+
     fn user<'u>(&'u self, snapshot: &'u Arc<UserData>) -> &'u UserData {
         if self.live_users
             && let Some(current) = self.store.users.rows.get(&snapshot.id)
@@ -98,6 +111,17 @@ impl RenderCtx<'_> {
             return &current.data;
         }
         snapshot
+    }
+
+    /// The embedded short user of a relation row.
+    fn short_user(&self, snapshot: &Arc<UserData>) -> Value {
+        let user = self.user(snapshot);
+        let key = std::ptr::from_ref(user) as usize;
+        self.cache
+            .borrow_mut()
+            .entry(key)
+            .or_insert_with(|| user.render_short())
+            .clone()
     }
 }
 
@@ -724,7 +748,7 @@ impl Record for CursusUser {
     fn render(&self, ctx: &RenderCtx<'_>) -> Value {
         let mut value = self.render_without_user(ctx);
         if let Value::Object(map) = &mut value {
-            map.insert("user".to_owned(), ctx.user(&self.user).render_short());
+            map.insert("user".to_owned(), ctx.short_user(&self.user));
         }
         value
     }
@@ -906,7 +930,7 @@ impl Record for ProjectsUser {
             None => Vec::new(),
         };
         if let Value::Object(map) = &mut value {
-            map.insert("user".to_owned(), user.render_short());
+            map.insert("user".to_owned(), ctx.short_user(&self.user));
             map.insert("teams".to_owned(), Value::Array(teams));
         }
         value
@@ -1014,7 +1038,7 @@ impl Record for Location {
             "primary": self.primary,
             "host": self.host,
             "campus_id": self.campus_id,
-            "user": ctx.user(&self.user).render_short()
+            "user": ctx.short_user(&self.user)
         });
         if let (true, Value::Object(map)) = (self.legacy_keys, &mut value) {
             for key in ["floor", "row", "post"] {

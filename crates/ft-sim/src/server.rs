@@ -744,10 +744,7 @@ fn parse_ids(text: &str) -> Vec<i64> {
 
 fn list<R: Record>(state: &State, request: &Request, table: &Table<R>, scope: &Scope<'_>) -> Resp {
     let query = ListQuery::parse(&request.url);
-    let ctx = RenderCtx {
-        store: &state.store,
-        live_users: state.config.live_users,
-    };
+    let ctx = RenderCtx::new(&state.store, state.config.live_users);
     match run(table, &query, scope, state.now_ms(), &ctx) {
         Ok(page) => page_response(state, request, &query, page),
         Err(QueryError { error, message }) => {
@@ -805,10 +802,7 @@ fn page_response(state: &State, request: &Request, query: &ListQuery, page: Page
 }
 
 fn detail<R: Record>(state: &State, table: &Table<R>, id: Option<i64>) -> Resp {
-    let ctx = RenderCtx {
-        store: &state.store,
-        live_users: state.config.live_users,
-    };
+    let ctx = RenderCtx::new(&state.store, state.config.live_users);
     match id.and_then(|id| table.rows.get(&id)) {
         Some(row) => Resp::json(200, &row.render(&ctx)),
         None => not_found_json(),
@@ -824,10 +818,7 @@ fn user_id_of(store: &Store, key: &str) -> Option<i64> {
 
 fn user_detail(state: &State, id: i64) -> Resp {
     let store = &state.store;
-    let ctx = RenderCtx {
-        store,
-        live_users: state.config.live_users,
-    };
+    let ctx = RenderCtx::new(store, state.config.live_users);
     let Some(user) = store.users.rows.get(&id) else {
         return not_found_json();
     };

@@ -146,10 +146,7 @@ impl Store {
 
     /// Renders every table (rows sorted by id), as the canonical listings serve them.
     pub(crate) fn truth(&self, live_users: bool) -> BTreeMap<String, Vec<Value>> {
-        let ctx = RenderCtx {
-            store: self,
-            live_users,
-        };
+        let ctx = RenderCtx::new(self, live_users);
         let mut tables = BTreeMap::new();
         put(&mut tables, &self.campuses, &ctx);
         put(&mut tables, &self.users, &ctx);

@@ -446,6 +446,9 @@ pub struct ProjectRef {
     /// Parent project id.
     #[serde(default)]
     pub parent_id: Option<i64>,
+    /// API URL of the project (present when embedded as a parent or child).
+    #[serde(default)]
+    pub url: Option<String>,
 }
 
 /// A project (`/v2/projects`).
