@@ -275,22 +275,11 @@ struct Inner {
     drift: DriftLog,
 }
 
-impl std::fmt::Debug for Pacer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pacer").finish_non_exhaustive()
-    }
-}
-
 /// A response read in full.
 struct Response {
     status: u16,
     headers: HeaderMap,
-    body: bytes_shim::Bytes,
-}
-
-mod bytes_shim {
-    /// The body type reqwest returns.
-    pub(super) type Bytes = Vec<u8>;
+    body: Vec<u8>,
 }
 
 /// How one HTTP exchange ended.
@@ -864,7 +853,7 @@ impl FtClient {
                         || inner.clock.now().saturating_duration_since(started) + delay
                             > inner.retry.max_elapsed
                     {
-                        return Err(error);
+                        return Err(self.redact(error));
                     }
                     tracing::warn!(attempt, ?delay, %reason, "retrying the token request");
                     Counters::inc(&inner.counters.retries);
@@ -898,10 +887,49 @@ impl FtClient {
                             tried_next_secret: tried_next || st.secret_index > 0,
                         });
                     }
-                    return Err(ApiError::Token { status, body });
+                    return Err(self.redact(ApiError::Token { status, body }));
                 }
-                Outcome::Fatal(e) => return Err(e),
+                Outcome::Fatal(e) => return Err(self.redact(e)),
             }
+        }
+    }
+}
+
+impl FtClient {
+    /// Removes any configured secret from an error's quoted body: a proxy or a broken server
+    /// could echo the token request's form body, and errors must never carry a secret.
+    fn redact(&self, e: ApiError) -> ApiError {
+        let scrub = |mut body: String| {
+            for secret in &self.inner.secrets {
+                if !secret.expose().is_empty() {
+                    let encoded: String =
+                        url::form_urlencoded::byte_serialize(secret.expose().as_bytes()).collect();
+                    body = body
+                        .replace(secret.expose(), "[redacted]")
+                        .replace(&encoded, "[redacted]");
+                }
+            }
+            body
+        };
+        match e {
+            ApiError::Status {
+                endpoint,
+                status,
+                attempt,
+                body,
+                request_id,
+            } => ApiError::Status {
+                endpoint,
+                status,
+                attempt,
+                body: scrub(body),
+                request_id,
+            },
+            ApiError::Token { status, body } => ApiError::Token {
+                status,
+                body: scrub(body),
+            },
+            other => other,
         }
     }
 }
