@@ -1025,6 +1025,27 @@ mod tests {
         );
     }
 
+    /// The engine spawns these futures on a multi-threaded runtime.
+    #[test]
+    fn futures_and_streams_are_send() {
+        fn assert_send<T: Send>(_: &T) {}
+        let c = FtClient::builder()
+            .client_id("u-x")
+            .client_secret(ClientSecret::new("s-x"))
+            .build()
+            .unwrap();
+        let q = Query::new();
+        assert_send(&c.get_page::<crate::models::User>("/v2/users", &q));
+        assert_send(&c.get_json("/v2/users", &q));
+        assert_send(&c.get::<crate::models::UserDetail>("/v2/users/1", &q));
+        assert_send(&c.probe_total("/v2/users", &q));
+        assert_send(&c.ensure_token());
+        assert_send(&c.token_info());
+        assert_send(&c.stream_pages::<crate::models::User>("/v2/users", q.clone()));
+        fn assert_sync<T: Send + Sync + Clone>(_: &T) {}
+        assert_sync(&c);
+    }
+
     #[test]
     fn builder_debug_redacts_the_secret() {
         let b = FtClient::builder()
