@@ -669,7 +669,8 @@ impl FtClient {
                 body,
             }),
             429 => Outcome::TooMany {
-                retry_after: header_str(&headers, RETRY_AFTER.as_str()).and_then(parse_retry_after),
+                retry_after: header_str(&headers, RETRY_AFTER.as_str())
+                    .and_then(|v| parse_retry_after(v, self.inner.clock.utc())),
             },
             401 if api => Outcome::Unauthorized,
             403 if is_html(&headers, &body) => Outcome::Retryable {
@@ -979,14 +980,14 @@ fn is_html(headers: &HeaderMap, body: &[u8]) -> bool {
 }
 
 /// `Retry-After` in seconds (fractions tolerated) or as an HTTP date.
-fn parse_retry_after(v: &str) -> Option<Duration> {
+fn parse_retry_after(v: &str, now: DateTime<Utc>) -> Option<Duration> {
     let v = v.trim();
     if let Ok(secs) = v.parse::<f64>() {
         return (secs.is_finite() && secs >= 0.0)
             .then(|| Duration::from_secs_f64(secs.min(3600.0)));
     }
     let when = DateTime::parse_from_rfc2822(v).ok()?.with_timezone(&Utc);
-    (when - Utc::now())
+    (when - now)
         .to_std()
         .ok()
         .map(|d| d.min(Duration::from_secs(3600)))
@@ -1009,9 +1010,19 @@ mod tests {
 
     #[test]
     fn retry_after_forms() {
-        assert_eq!(parse_retry_after("2"), Some(Duration::from_secs(2)));
-        assert_eq!(parse_retry_after("0.5"), Some(Duration::from_millis(500)));
-        assert_eq!(parse_retry_after("soon"), None);
+        let now = DateTime::parse_from_rfc2822("Sat, 28 Nov 2026 18:00:00 GMT")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(parse_retry_after("2", now), Some(Duration::from_secs(2)));
+        assert_eq!(
+            parse_retry_after("0.5", now),
+            Some(Duration::from_millis(500))
+        );
+        assert_eq!(
+            parse_retry_after("Sat, 28 Nov 2026 18:00:30 GMT", now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
     }
 
     #[test]
