@@ -275,22 +275,11 @@ struct Inner {
     drift: DriftLog,
 }
 
-impl std::fmt::Debug for Pacer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pacer").finish_non_exhaustive()
-    }
-}
-
 /// A response read in full.
 struct Response {
     status: u16,
     headers: HeaderMap,
-    body: bytes_shim::Bytes,
-}
-
-mod bytes_shim {
-    /// The body type reqwest returns.
-    pub(super) type Bytes = Vec<u8>;
+    body: Vec<u8>,
 }
 
 /// How one HTTP exchange ended.
@@ -680,7 +669,8 @@ impl FtClient {
                 body,
             }),
             429 => Outcome::TooMany {
-                retry_after: header_str(&headers, RETRY_AFTER.as_str()).and_then(parse_retry_after),
+                retry_after: header_str(&headers, RETRY_AFTER.as_str())
+                    .and_then(|v| parse_retry_after(v, self.inner.clock.utc())),
             },
             401 if api => Outcome::Unauthorized,
             403 if is_html(&headers, &body) => Outcome::Retryable {
@@ -864,7 +854,7 @@ impl FtClient {
                         || inner.clock.now().saturating_duration_since(started) + delay
                             > inner.retry.max_elapsed
                     {
-                        return Err(error);
+                        return Err(self.redact(error));
                     }
                     tracing::warn!(attempt, ?delay, %reason, "retrying the token request");
                     Counters::inc(&inner.counters.retries);
@@ -898,10 +888,49 @@ impl FtClient {
                             tried_next_secret: tried_next || st.secret_index > 0,
                         });
                     }
-                    return Err(ApiError::Token { status, body });
+                    return Err(self.redact(ApiError::Token { status, body }));
                 }
-                Outcome::Fatal(e) => return Err(e),
+                Outcome::Fatal(e) => return Err(self.redact(e)),
             }
+        }
+    }
+}
+
+impl FtClient {
+    /// Removes any configured secret from an error's quoted body: a proxy or a broken server
+    /// could echo the token request's form body, and errors must never carry a secret.
+    fn redact(&self, e: ApiError) -> ApiError {
+        let scrub = |mut body: String| {
+            for secret in &self.inner.secrets {
+                if !secret.expose().is_empty() {
+                    let encoded: String =
+                        url::form_urlencoded::byte_serialize(secret.expose().as_bytes()).collect();
+                    body = body
+                        .replace(secret.expose(), "[redacted]")
+                        .replace(&encoded, "[redacted]");
+                }
+            }
+            body
+        };
+        match e {
+            ApiError::Status {
+                endpoint,
+                status,
+                attempt,
+                body,
+                request_id,
+            } => ApiError::Status {
+                endpoint,
+                status,
+                attempt,
+                body: scrub(body),
+                request_id,
+            },
+            ApiError::Token { status, body } => ApiError::Token {
+                status,
+                body: scrub(body),
+            },
+            other => other,
         }
     }
 }
@@ -951,14 +980,14 @@ fn is_html(headers: &HeaderMap, body: &[u8]) -> bool {
 }
 
 /// `Retry-After` in seconds (fractions tolerated) or as an HTTP date.
-fn parse_retry_after(v: &str) -> Option<Duration> {
+fn parse_retry_after(v: &str, now: DateTime<Utc>) -> Option<Duration> {
     let v = v.trim();
     if let Ok(secs) = v.parse::<f64>() {
         return (secs.is_finite() && secs >= 0.0)
             .then(|| Duration::from_secs_f64(secs.min(3600.0)));
     }
     let when = DateTime::parse_from_rfc2822(v).ok()?.with_timezone(&Utc);
-    (when - Utc::now())
+    (when - now)
         .to_std()
         .ok()
         .map(|d| d.min(Duration::from_secs(3600)))
@@ -981,9 +1010,19 @@ mod tests {
 
     #[test]
     fn retry_after_forms() {
-        assert_eq!(parse_retry_after("2"), Some(Duration::from_secs(2)));
-        assert_eq!(parse_retry_after("0.5"), Some(Duration::from_millis(500)));
-        assert_eq!(parse_retry_after("soon"), None);
+        let now = DateTime::parse_from_rfc2822("Sat, 28 Nov 2026 18:00:00 GMT")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(parse_retry_after("2", now), Some(Duration::from_secs(2)));
+        assert_eq!(
+            parse_retry_after("0.5", now),
+            Some(Duration::from_millis(500))
+        );
+        assert_eq!(
+            parse_retry_after("Sat, 28 Nov 2026 18:00:30 GMT", now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
     }
 
     #[test]
@@ -995,6 +1034,27 @@ mod tests {
             err.to_string().contains("client secret is missing"),
             "{err}"
         );
+    }
+
+    /// The engine spawns these futures on a multi-threaded runtime.
+    #[test]
+    fn futures_and_streams_are_send() {
+        fn assert_send<T: Send>(_: &T) {}
+        let c = FtClient::builder()
+            .client_id("u-x")
+            .client_secret(ClientSecret::new("s-x"))
+            .build()
+            .unwrap();
+        let q = Query::new();
+        assert_send(&c.get_page::<crate::models::User>("/v2/users", &q));
+        assert_send(&c.get_json("/v2/users", &q));
+        assert_send(&c.get::<crate::models::UserDetail>("/v2/users/1", &q));
+        assert_send(&c.probe_total("/v2/users", &q));
+        assert_send(&c.ensure_token());
+        assert_send(&c.token_info());
+        assert_send(&c.stream_pages::<crate::models::User>("/v2/users", q.clone()));
+        fn assert_sync<T: Send + Sync + Clone>(_: &T) {}
+        assert_sync(&c);
     }
 
     #[test]

@@ -22,37 +22,20 @@ pub trait Clock: Send + Sync + fmt::Debug + 'static {
     fn sleep(&self, d: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>>;
 }
 
-/// The default clock: tokio's monotonic time, and wall-clock time derived from it.
+/// The default clock: tokio's monotonic time for pacing and waits, the system's wall clock for
+/// token expiry.
 ///
-/// Wall-clock time is computed as "UTC at construction plus tokio time elapsed since", so under
-/// tokio's paused test clock (`tokio::time::pause`) both move together and a test can jump past a
-/// token's expiry with `tokio::time::advance` without sleeping.
-#[derive(Debug)]
-pub struct SystemClock {
-    base_utc: DateTime<Utc>,
-    base: Mutex<Option<Instant>>,
-}
+/// Wall-clock time comes straight from the system (not derived from the monotonic clock), so a
+/// machine that was suspended or had its clock corrected still judges token expiry right. Tests
+/// that need to move wall-clock time use [`ManualClock`]; tokio's paused clock
+/// (`tokio::time::pause`) moves `now` and `sleep` only.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
 
 impl SystemClock {
-    /// Creates a clock anchored at the current wall-clock time.
+    /// The system clock.
     pub fn new() -> Self {
-        Self {
-            base_utc: Utc::now(),
-            base: Mutex::new(None),
-        }
-    }
-
-    fn base(&self) -> Instant {
-        // The tokio instant is taken lazily because `Instant::now` under a paused runtime must be
-        // read inside that runtime, and the builder may run outside of one.
-        let mut guard = self.base.lock().unwrap_or_else(|e| e.into_inner());
-        *guard.get_or_insert_with(Instant::now)
-    }
-}
-
-impl Default for SystemClock {
-    fn default() -> Self {
-        Self::new()
+        SystemClock
     }
 }
 
@@ -62,9 +45,7 @@ impl Clock for SystemClock {
     }
 
     fn utc(&self) -> DateTime<Utc> {
-        let base = self.base();
-        let elapsed = Instant::now().saturating_duration_since(base);
-        self.base_utc + chrono::Duration::from_std(elapsed).unwrap_or(chrono::TimeDelta::MAX)
+        Utc::now()
     }
 
     fn sleep(&self, d: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> {

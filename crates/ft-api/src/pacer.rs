@@ -231,6 +231,15 @@ pub(crate) struct Pacer {
     follow_server_limits: bool,
 }
 
+impl std::fmt::Debug for Pacer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pacer")
+            .field("margin", &self.margin)
+            .field("follow_server_limits", &self.follow_server_limits)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Pacer {
     pub(crate) fn new(
         config: RateConfig,

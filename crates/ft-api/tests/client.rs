@@ -655,3 +655,26 @@ async fn timeouts_are_retried_and_then_reported() {
     );
     assert!(err.is_retryable());
 }
+
+#[tokio::test]
+async fn a_token_endpoint_that_echoes_the_request_never_leaks_the_secret() {
+    let server = server().await;
+    let clock = Arc::new(ManualClock::new());
+    Mock::given(method("POST"))
+        .and(path("/oauth/token"))
+        .respond_with(|req: &wiremock::Request| {
+            // A broken proxy that echoes the form body in its error page.
+            ResponseTemplate::new(400).set_body_string(format!(
+                "bad request: {}",
+                String::from_utf8_lossy(&req.body)
+            ))
+        })
+        .mount(&server)
+        .await;
+    let client = builder(&server, clock).build().unwrap();
+    let err = client.ensure_token().await.unwrap_err();
+    let shown = format!("{err} {err:?}");
+    assert!(shown.contains("bad request"), "{shown}");
+    assert!(!shown.contains(SECRET), "{shown}");
+    assert!(shown.contains("[redacted]"), "{shown}");
+}
