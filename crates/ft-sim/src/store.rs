@@ -16,6 +16,9 @@ pub(crate) struct Table<R> {
     pub(crate) by_user: HashMap<i64, Vec<i64>>,
     /// The id the next inserted row gets; ids only grow, like database sequences.
     pub(crate) next_id: i64,
+    /// All ids, ascending: counts rows in an id range by binary search, so a keyset page over
+    /// a million rows does not walk them all just to fill `X-Total`.
+    pub(crate) sorted_ids: Vec<i64>,
 }
 
 impl<R: Record> Table<R> {
@@ -24,6 +27,7 @@ impl<R: Record> Table<R> {
             rows: BTreeMap::new(),
             by_user: HashMap::new(),
             next_id: first_id,
+            sorted_ids: Vec::new(),
         }
     }
 
@@ -51,12 +55,31 @@ impl<R: Record> Table<R> {
                 _ => ids.push(id),
             }
         }
-        self.rows.insert(id, row);
+        if self.rows.insert(id, row).is_none() {
+            match self.sorted_ids.last() {
+                Some(&last) if last > id => {
+                    let at = self.sorted_ids.partition_point(|&x| x < id);
+                    self.sorted_ids.insert(at, id);
+                }
+                _ => self.sorted_ids.push(id),
+            }
+        }
+    }
+
+    /// Rows with an id in `lo..=hi`.
+    pub(crate) fn count_id_range(&self, lo: i64, hi: i64) -> usize {
+        if lo > hi {
+            return 0;
+        }
+        self.sorted_ids.partition_point(|&x| x <= hi) - self.sorted_ids.partition_point(|&x| x < lo)
     }
 
     /// Removes a row and its index entry.
     pub(crate) fn remove(&mut self, id: i64) -> Option<R> {
         let row = self.rows.remove(&id)?;
+        if let Ok(at) = self.sorted_ids.binary_search(&id) {
+            self.sorted_ids.remove(at);
+        }
         if let Some(user_id) = row.user_id()
             && let Some(ids) = self.by_user.get_mut(&user_id)
         {
