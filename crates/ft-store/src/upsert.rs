@@ -265,6 +265,29 @@ mod tests {
     }
 
     #[test]
+    fn postgres_upsert_sql_binds_one_array_per_column() {
+        let sql = pg_unnest_sql(
+            "blocs",
+            &[("campus_id", "bigint"), ("updated_at", "timestamp")],
+            true,
+        );
+        assert_eq!(
+            sql,
+            "INSERT INTO blocs (id, \"campus_id\", \"updated_at\", raw) \
+             SELECT u.id, u.\"campus_id\", u.\"updated_at\", u.raw::jsonb \
+             FROM unnest($1::bigint[], $2::bigint[], $3::timestamp[], $4::text[]) \
+             AS u(id, \"campus_id\", \"updated_at\", raw) \
+             ON CONFLICT (id) DO UPDATE SET \"campus_id\" = excluded.\"campus_id\", \
+             \"updated_at\" = excluded.\"updated_at\", raw = excluded.raw, \
+             ingested_at = excluded.ingested_at, deleted_at = NULL \
+             WHERE blocs.updated_at IS NULL OR excluded.updated_at IS NULL \
+             OR excluded.updated_at >= blocs.updated_at"
+        );
+        let unguarded = pg_unnest_sql("cursus", &[("name", "text")], false);
+        assert!(unguarded.ends_with("deleted_at = NULL"), "{unguarded}");
+    }
+
+    #[test]
     fn chunks_stay_under_the_bind_limit() {
         // users: 21 typed columns + id + raw.
         assert_eq!(chunk_len(SqliteConnection::MAX_PARAMS, 23), 1_000);
