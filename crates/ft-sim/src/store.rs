@@ -206,3 +206,44 @@ impl Store {
         ])
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::CampusUser;
+
+    fn row(id: i64, user_id: i64) -> CampusUser {
+        CampusUser {
+            id,
+            user_id,
+            campus_id: 1,
+            is_primary: true,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    #[test]
+    fn id_counts_and_user_index_follow_inserts_and_removals() {
+        let mut table: Table<CampusUser> = Table::new(1);
+        for (id, user) in [(10, 1), (30, 2), (20, 1), (40, 1)] {
+            table.insert(row(id, user));
+        }
+        assert_eq!(table.sorted_ids, vec![10, 20, 30, 40]);
+        assert_eq!(table.ids_of_user(1), &[10, 20, 40]);
+        assert_eq!(table.count_id_range(15, 40), 3);
+        assert_eq!(table.count_id_range(41, 99), 0);
+        assert_eq!(table.count_id_range(30, 10), 0);
+        assert_eq!(table.next_id, 41);
+        assert!(table.remove(20).is_some());
+        assert!(table.remove(20).is_none());
+        assert_eq!(table.count_id_range(i64::MIN, i64::MAX), 3);
+        assert_eq!(table.ids_of_user(1), &[10, 40]);
+        table.remove(30);
+        assert!(table.ids_of_user(2).is_empty());
+        assert!(
+            !table.by_user.contains_key(&2),
+            "empty index entries are dropped"
+        );
+    }
+}

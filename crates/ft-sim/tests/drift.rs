@@ -83,6 +83,7 @@ async fn new_rows_deletions_closed_sessions_and_silent_levels() {
         .seed(22)
         .campuses(2)
         .users_per_campus(40)
+        .limits(generous())
         .start()
         .await;
     let before = sim.truth();
@@ -130,6 +131,13 @@ async fn new_rows_deletions_closed_sessions_and_silent_levels() {
             .iter()
             .all(|id| !after.ids("cursus_users").contains(id))
     );
+    // Keyset paging (which stops when a page reaches X-Total) sees exactly the surviving rows.
+    let client = client();
+    let token = token(&client, &sim).await;
+    for table in ["projects_users", "cursus_users", "users", "locations"] {
+        let served = keyset_all(&client, &sim, &token, &format!("/v2/{table}"), "").await;
+        assert_eq!(served.as_slice(), after.table(table), "{table} after drift");
+    }
 
     assert_eq!(report.closed_locations.len(), 3);
     let locations = by_id(after.table("locations"));
