@@ -435,7 +435,7 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::SystemClock;
+    use crate::clock::ManualClock;
 
     #[test]
     fn defaults_never_exceed_the_limits() {
@@ -475,10 +475,11 @@ mod tests {
         assert!(p.rate_per_sec() > 19.5, "{}", p.rate_per_sec());
     }
 
-    /// Drives the pacer greedily on tokio's paused clock and checks every sliding window.
-    #[tokio::test(start_paused = true)]
+    /// Drives the pacer greedily on a manual clock (waits cost no real time) and checks every
+    /// sliding window.
+    #[tokio::test]
     async fn greedy_takes_stay_within_every_sliding_window() {
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
+        let clock: Arc<dyn Clock> = Arc::new(ManualClock::new());
         let config = RateConfig {
             per_second: 20,
             per_hour: 300,
@@ -510,9 +511,37 @@ mod tests {
         assert!(rate > 19.0, "achieved {rate}/s");
     }
 
-    #[tokio::test(start_paused = true)]
+    /// 42's defaults over more than an hour of greedy use, with no jitter margin at all: never
+    /// more than 2 in a second or 1200 in an hour.
+    #[tokio::test]
+    async fn defaults_hold_over_a_greedy_hour() {
+        let clock: Arc<dyn Clock> = Arc::new(ManualClock::new());
+        let pacer = Pacer::new(RateConfig::default(), Duration::ZERO, true, clock.clone());
+        let start = clock.now();
+        let mut times = Vec::new();
+        for _ in 0..1500 {
+            pacer.acquire(|_| {}).await;
+            times.push(clock.now().duration_since(start));
+        }
+        let max_in = |w: Duration| {
+            let (mut best, mut j) = (0, 0);
+            for i in 0..times.len() {
+                while times[i] - times[j] > w {
+                    j += 1;
+                }
+                best = best.max(i - j + 1);
+            }
+            best
+        };
+        assert!(max_in(Duration::from_secs(1)) <= 2);
+        let hour = max_in(Duration::from_secs(3600));
+        // Safe, and within a request or two of the limit (the bound is floor(B + r·W) = 1200).
+        assert!((1198..=1200).contains(&hour), "{hour}");
+    }
+
+    #[tokio::test]
     async fn a_per_second_wait_does_not_burn_hourly_budget() {
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
+        let clock: Arc<dyn Clock> = Arc::new(ManualClock::new());
         // Hourly: burst 100, refilling 0.1/s; per-second: about 2/s. Every acquisition after the
         // first waits for the per-second bucket once, after taking an hourly token.
         let config = RateConfig {
@@ -533,9 +562,9 @@ mod tests {
         assert!(left >= 100 - n - 2, "hourly tokens left: {left}");
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn headers_raise_limits_and_detect_another_consumer() {
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
+        let clock: Arc<dyn Clock> = Arc::new(ManualClock::new());
         let pacer = Pacer::new(RateConfig::default(), DEFAULT_JITTER_MARGIN, true, clock);
         pacer.acquire(|_| {}).await;
         pacer.observe(&RateHeaders {
@@ -559,9 +588,9 @@ mod tests {
         assert_eq!(h.burst, 30);
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn pause_blocks_everyone() {
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
+        let clock: Arc<dyn Clock> = Arc::new(ManualClock::new());
         let pacer = Pacer::new(RateConfig::default(), Duration::ZERO, true, clock.clone());
         pacer.pause(Duration::from_secs(5));
         let waited = pacer.acquire(|_| {}).await;

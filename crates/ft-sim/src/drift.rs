@@ -189,12 +189,10 @@ pub(crate) fn apply(state: &mut State, drift: &Drift) -> DriftReport {
                 .is_some_and(|l| l.end_at.is_none())
         });
         let campus_id = user.primary_campus_id;
-        let host = format!(
-            "c{}r{}s{}",
-            rng.random_range(1..4),
-            rng.random_range(1..14),
-            rng.random_range(1..9)
-        );
+        let Some(campus) = store.campuses.rows.get(&campus_id) else {
+            continue;
+        };
+        let host = crate::generate::host(campus, &mut rng);
         let id = store.locations.allocate_id();
         let (begin_at, end_at) = if has_open {
             (at - 2 * HOUR, Some(at))

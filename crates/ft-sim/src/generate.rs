@@ -475,9 +475,6 @@ pub(crate) fn generate(params: GenParams) -> Store {
             .map_or(0, |set| set.len() as i64);
         campus.users_count = members * 17 / 10 + 3;
     }
-    for bloc in store.blocs.rows.values_mut() {
-        bloc.squad_size = 0;
-    }
     store
 }
 
@@ -750,7 +747,8 @@ pub(crate) fn add_user(
         Profile::Pisciner => rng.random_range(0..700),
         _ => rng.random_range(150..1400),
     };
-    let piscine_created = created_at.min(piscine_begin - DAY).max(created_at);
+    // Registration for the piscine happens when the account is created.
+    let piscine_created = created_at;
     let piscine_cu = CursusUser {
         id: store.cursus_users.allocate_id(),
         user: Arc::clone(&user),
@@ -783,8 +781,9 @@ pub(crate) fn add_user(
         };
         let created = piscine_end + rng.random_range(5..20) * DAY;
         let created = created.min(now - 2 * HOUR);
+        let id = store.cursus_users.allocate_id();
         store.cursus_users.insert(CursusUser {
-            id: store.cursus_users.next_id,
+            id,
             user: Arc::clone(&user),
             cursus_id: CURSUS_42,
             begin_at: cursus_begin,
@@ -1016,7 +1015,8 @@ fn skills(rng: &mut ChaCha8Rng, level: i64) -> Vec<(u8, i32)> {
     out
 }
 
-fn host(campus: &Campus, rng: &mut ChaCha8Rng) -> String {
+/// A seat name in the campus's naming scheme (`c2r7s4`).
+pub(crate) fn host(campus: &Campus, rng: &mut ChaCha8Rng) -> String {
     campus
         .host_prefix
         .replace("{a}", &rng.random_range(1..4).to_string())

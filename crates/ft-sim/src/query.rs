@@ -297,12 +297,15 @@ pub(crate) fn run<R: Record>(
         };
         let (lo, hi) = (bound(lo_text)?, bound(hi_text)?);
         if name == "id" {
+            // Every candidate source below is cut to [id_lo, id_hi], so no per-row check is
+            // needed: a keyset page then costs one walk over the id range.
             if let Some(Lit::Int(lo)) = lo {
                 id_lo = id_lo.max(lo);
             }
             if let Some(Lit::Int(hi)) = hi {
                 id_hi = id_hi.min(hi);
             }
+            continue;
         }
         preds.push(Pred::Range {
             get: def.get,
@@ -340,6 +343,7 @@ pub(crate) fn run<R: Record>(
 
     // Candidates in ascending id order, narrowed by the cheapest index available.
     let rows = &table.rows;
+    let narrowed = id_filter.is_some() || user_filter.is_some();
     let candidates: Box<dyn DoubleEndedIterator<Item = &R> + '_> = if let Some(mut ids) = id_filter
     {
         ids.retain(|id| (id_lo..=id_hi).contains(id));
@@ -368,6 +372,29 @@ pub(crate) fn run<R: Record>(
     let keep = |row: &&R| preds.iter().all(|p| p.test(row, now));
 
     let by_id = order.len() == 1 && order[0].0.name == "id";
+    let whole_range = preds.is_empty() && !narrowed && scope.user_set.is_none();
+    if by_id && whole_range {
+        // Only an id range: count by binary search and render just the page.
+        if id_lo > id_hi {
+            return Ok(Page {
+                items: Vec::new(),
+                total: 0,
+            });
+        }
+        let total = table.count_id_range(id_lo, id_hi);
+        let range = rows.range(id_lo..=id_hi).map(|(_, row)| row);
+        let iter: Box<dyn Iterator<Item = &R>> = if order[0].1 {
+            Box::new(range.rev())
+        } else {
+            Box::new(range)
+        };
+        let items = iter
+            .skip(offset)
+            .take(query.per_page)
+            .map(|row| row.render(ctx))
+            .collect();
+        return Ok(Page { items, total });
+    }
     if by_id {
         // Stream in id order: count every match, render only the page.
         let iter: Box<dyn Iterator<Item = &R>> = if order[0].1 {
@@ -386,10 +413,19 @@ pub(crate) fn run<R: Record>(
         return Ok(Page { items, total });
     }
 
-    let mut matched: Vec<&R> = candidates.filter(keep).collect();
-    matched.sort_by(|a, b| {
-        for (def, desc) in &order {
-            let ordering = cmp_vals(&(def.get)(a, now), &(def.get)(b, now));
+    // Read each sort key once per row, not once per comparison.
+    let mut matched: Vec<(Vec<Val<'_>>, &R)> = candidates
+        .filter(keep)
+        .map(|row| {
+            (
+                order.iter().map(|(def, _)| (def.get)(row, now)).collect(),
+                row,
+            )
+        })
+        .collect();
+    matched.sort_by(|(a_keys, a), (b_keys, b)| {
+        for (index, (_, desc)) in order.iter().enumerate() {
+            let ordering = cmp_vals(&a_keys[index], &b_keys[index]);
             let ordering = if *desc { ordering.reverse() } else { ordering };
             if ordering != Ordering::Equal {
                 return ordering;
@@ -402,7 +438,7 @@ pub(crate) fn run<R: Record>(
         .iter()
         .skip(offset)
         .take(query.per_page)
-        .map(|row| row.render(ctx))
+        .map(|(_, row)| row.render(ctx))
         .collect();
     Ok(Page { items, total })
 }

@@ -278,7 +278,7 @@ impl Respond for SimResponder {
         let at = state.started.elapsed();
         state.request_seq += 1;
         let (resp, counted, app_id) = handle(&mut state, request, at);
-        let query = request.url.query().unwrap_or_default().to_owned();
+        let query = ledger_query(&request.url);
         state.ledger.push(LedgerEntry {
             at,
             method: request.method.as_str().to_owned(),
@@ -308,6 +308,25 @@ impl Respond for SimResponder {
         }
         template
     }
+}
+
+/// The query string for the ledger, with an `access_token` value redacted (the ledger is
+/// printed by failing tests and must not carry secrets).
+fn ledger_query(url: &url::Url) -> String {
+    let raw = url.query().unwrap_or_default();
+    if !url.query_pairs().any(|(key, _)| key == "access_token") {
+        return raw.to_owned();
+    }
+    raw.split('&')
+        .map(|pair| {
+            if pair.starts_with("access_token=") {
+                "access_token=[redacted]"
+            } else {
+                pair
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 fn request_id(seq: u64) -> String {

@@ -16,6 +16,9 @@ pub(crate) struct Table<R> {
     pub(crate) by_user: HashMap<i64, Vec<i64>>,
     /// The id the next inserted row gets; ids only grow, like database sequences.
     pub(crate) next_id: i64,
+    /// All ids, ascending: counts rows in an id range by binary search, so a keyset page over
+    /// a million rows does not walk them all just to fill `X-Total`.
+    pub(crate) sorted_ids: Vec<i64>,
 }
 
 impl<R: Record> Table<R> {
@@ -24,6 +27,7 @@ impl<R: Record> Table<R> {
             rows: BTreeMap::new(),
             by_user: HashMap::new(),
             next_id: first_id,
+            sorted_ids: Vec::new(),
         }
     }
 
@@ -51,12 +55,31 @@ impl<R: Record> Table<R> {
                 _ => ids.push(id),
             }
         }
-        self.rows.insert(id, row);
+        if self.rows.insert(id, row).is_none() {
+            match self.sorted_ids.last() {
+                Some(&last) if last > id => {
+                    let at = self.sorted_ids.partition_point(|&x| x < id);
+                    self.sorted_ids.insert(at, id);
+                }
+                _ => self.sorted_ids.push(id),
+            }
+        }
+    }
+
+    /// Rows with an id in `lo..=hi`.
+    pub(crate) fn count_id_range(&self, lo: i64, hi: i64) -> usize {
+        if lo > hi {
+            return 0;
+        }
+        self.sorted_ids.partition_point(|&x| x <= hi) - self.sorted_ids.partition_point(|&x| x < lo)
     }
 
     /// Removes a row and its index entry.
     pub(crate) fn remove(&mut self, id: i64) -> Option<R> {
         let row = self.rows.remove(&id)?;
+        if let Ok(at) = self.sorted_ids.binary_search(&id) {
+            self.sorted_ids.remove(at);
+        }
         if let Some(user_id) = row.user_id()
             && let Some(ids) = self.by_user.get_mut(&user_id)
         {
@@ -181,5 +204,46 @@ impl Store {
             ("blocs", self.blocs.len()),
             ("coalitions_users", self.coalitions_users.len()),
         ])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::CampusUser;
+
+    fn row(id: i64, user_id: i64) -> CampusUser {
+        CampusUser {
+            id,
+            user_id,
+            campus_id: 1,
+            is_primary: true,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    #[test]
+    fn id_counts_and_user_index_follow_inserts_and_removals() {
+        let mut table: Table<CampusUser> = Table::new(1);
+        for (id, user) in [(10, 1), (30, 2), (20, 1), (40, 1)] {
+            table.insert(row(id, user));
+        }
+        assert_eq!(table.sorted_ids, vec![10, 20, 30, 40]);
+        assert_eq!(table.ids_of_user(1), &[10, 20, 40]);
+        assert_eq!(table.count_id_range(15, 40), 3);
+        assert_eq!(table.count_id_range(41, 99), 0);
+        assert_eq!(table.count_id_range(30, 10), 0);
+        assert_eq!(table.next_id, 41);
+        assert!(table.remove(20).is_some());
+        assert!(table.remove(20).is_none());
+        assert_eq!(table.count_id_range(i64::MIN, i64::MAX), 3);
+        assert_eq!(table.ids_of_user(1), &[10, 40]);
+        table.remove(30);
+        assert!(table.ids_of_user(2).is_empty());
+        assert!(
+            !table.by_user.contains_key(&2),
+            "empty index entries are dropped"
+        );
     }
 }

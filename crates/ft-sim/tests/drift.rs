@@ -83,6 +83,7 @@ async fn new_rows_deletions_closed_sessions_and_silent_levels() {
         .seed(22)
         .campuses(2)
         .users_per_campus(40)
+        .limits(generous())
         .start()
         .await;
     let before = sim.truth();
@@ -130,6 +131,13 @@ async fn new_rows_deletions_closed_sessions_and_silent_levels() {
             .iter()
             .all(|id| !after.ids("cursus_users").contains(id))
     );
+    // Keyset paging (which stops when a page reaches X-Total) sees exactly the surviving rows.
+    let client = client();
+    let token = token(&client, &sim).await;
+    for table in ["projects_users", "cursus_users", "users", "locations"] {
+        let served = keyset_all(&client, &sim, &token, &format!("/v2/{table}"), "").await;
+        assert_eq!(served.as_slice(), after.table(table), "{table} after drift");
+    }
 
     assert_eq!(report.closed_locations.len(), 3);
     let locations = by_id(after.table("locations"));
@@ -171,4 +179,57 @@ async fn background_drift_runs_until_stopped() {
     assert!(stopped > start, "users were added in the background");
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(sim.counts()["users"], stopped, "nothing changes after stop");
+}
+
+#[tokio::test]
+async fn embedded_users_are_snapshots_unless_live_mode_is_on() {
+    for live in [false, true] {
+        let sim = Sim::builder()
+            .seed(24)
+            .users_per_campus(30)
+            .live_embedded_users(live)
+            .start()
+            .await;
+        let before = sim.truth();
+        let report = sim.drift(Drift {
+            update_fraction: 0.5,
+            ..Drift::default()
+        });
+        let after = sim.truth();
+        let changed_users: Vec<i64> = report.updated["users"].clone();
+        let bumped: Vec<i64> = report.updated["projects_users"].clone();
+        let (old, new) = (
+            by_id(before.table("projects_users")),
+            by_id(after.table("projects_users")),
+        );
+        // Rows that were not bumped themselves but embed a changed user.
+        let silent: Vec<i64> = old
+            .iter()
+            .filter(|(id, row)| {
+                !bumped.contains(id)
+                    && changed_users.contains(&row["user"]["id"].as_i64().expect("user"))
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        assert!(!silent.is_empty());
+        let differs = silent.iter().filter(|id| old[*id] != new[*id]).count();
+        if live {
+            assert_eq!(
+                differs,
+                silent.len(),
+                "live mode: the embedded user follows the user"
+            );
+            assert!(
+                silent
+                    .iter()
+                    .all(|id| old[id]["updated_at"] == new[id]["updated_at"]),
+                "without updated_at moving"
+            );
+        } else {
+            assert_eq!(
+                differs, 0,
+                "snapshot mode: a row changes only with its own updated_at"
+            );
+        }
+    }
 }

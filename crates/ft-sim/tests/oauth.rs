@@ -313,6 +313,16 @@ async fn v2_needs_a_live_token_and_a_user_agent() {
         .await
         .expect("request");
     assert_eq!(by_param.status(), 200, "?access_token= works too");
+    let ledger = sim.ledger();
+    let entry = ledger
+        .iter()
+        .rev()
+        .find(|e| e.query.contains("access_token"))
+        .expect("ledger entry");
+    assert_eq!(
+        entry.query, "access_token=[redacted]",
+        "the ledger never holds a token"
+    );
 
     // No User-Agent: Cloudflare's HTML challenge, even with a valid token.
     let bare = reqwest::Client::new();

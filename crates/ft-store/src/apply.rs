@@ -214,6 +214,11 @@ impl Store {
     /// Applies one page in ONE transaction: checks the fence, upserts the rows, marks deletions,
     /// replaces the cursor, appends the fetch-log row and enqueues users. If any step fails,
     /// nothing is written; a lost lease is [`StoreError::LeaseLost`].
+    ///
+    /// The fence holds if the task is still running under the fence's owner and token and its
+    /// lease ends after this process's current UTC time (so give [`Store::claim`] the real time,
+    /// not a simulated one, when the page will be applied with a fence). On PostgreSQL the task
+    /// row stays share-locked until commit, so no claim can take the task over mid-page.
     pub fn apply_page(&self, page: ApplyPage) -> Result<ApplyOutcome, StoreError> {
         let now = crate::now();
         let ApplyPage {

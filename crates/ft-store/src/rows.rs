@@ -157,7 +157,7 @@ macro_rules! mirror_tables {
             ($conn:expr, $value:expr, $backend:ident) => {
                 match $value {
                     $(crate::rows::Rows::$variant(rows) => crate::upsert::upsert_chunks!(
-                        $conn, $backend, $table, rows, $guard, [$($field),*]
+                        $conn, $backend, $table, rows, $guard, [$($field : $ty),*]
                     ),)*
                 }
             };

@@ -429,7 +429,9 @@ impl Store {
         )
     }
 
-    /// Extends the lease to now + `lease`.
+    /// Extends the lease to now + `lease` (this process's UTC time). Succeeds while the task is
+    /// still running under this fence, even if the lease ran out but nobody claimed the task yet;
+    /// [`StoreError::LeaseLost`] once another worker has claimed it or it finished.
     pub fn heartbeat(&self, fence: &Fence, lease: Duration) -> Result<(), StoreError> {
         let now = crate::now();
         fenced_update!(

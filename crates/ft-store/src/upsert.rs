@@ -75,33 +75,99 @@ pub(crate) struct UpsertCount {
     pub(crate) written: usize,
 }
 
-/// One upsert statement for a slice of rows of `$table`.
+/// The PostgreSQL type of a row field, for the array parameters of the `unnest` upsert.
+pub(crate) trait PgColumn {
+    /// Diesel's SQL type of one element.
+    type ST: diesel::sql_types::SqlType + diesel::sql_types::SingleValue;
+    /// The PostgreSQL type name of one element.
+    const PG_TYPE: &'static str;
+}
+
+macro_rules! pg_column {
+    ($($rust:ty => $st:ty, $name:literal;)*) => {
+        $(impl PgColumn for $rust {
+            type ST = $st;
+            const PG_TYPE: &'static str = $name;
+        })*
+    };
+}
+
+pg_column! {
+    i64 => diesel::sql_types::BigInt, "bigint";
+    String => diesel::sql_types::Text, "text";
+    Option<i64> => diesel::sql_types::Nullable<diesel::sql_types::BigInt>, "bigint";
+    Option<String> => diesel::sql_types::Nullable<diesel::sql_types::Text>, "text";
+    Option<bool> => diesel::sql_types::Nullable<diesel::sql_types::Bool>, "boolean";
+    Option<f64> => diesel::sql_types::Nullable<diesel::sql_types::Double>, "double precision";
+    Option<chrono::NaiveDateTime> => diesel::sql_types::Nullable<diesel::sql_types::Timestamp>, "timestamp";
+}
+
+/// The PostgreSQL upsert of one chunk: every column is bound as ONE array and the rows come from
+/// `unnest(...)`. A multi-row VALUES list with one parameter per cell costs the server more to
+/// parse and plan than to execute; this statement has a parameter per column whatever the chunk
+/// size. `raw` travels as text and is cast to JSONB, which validates it.
+pub(crate) fn pg_unnest_sql(table: &str, columns: &[(&str, &str)], guarded: bool) -> String {
+    let names: Vec<String> = columns
+        .iter()
+        .map(|(name, _)| format!("\"{name}\""))
+        .collect();
+    let names = names.join(", ");
+    let params: Vec<String> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, (_, ty))| format!("${}::{ty}[]", i + 2))
+        .collect();
+    let selected: Vec<String> = columns
+        .iter()
+        .map(|(name, _)| format!("u.\"{name}\""))
+        .collect();
+    let sets: Vec<String> = columns
+        .iter()
+        .map(|(name, _)| format!("\"{name}\" = excluded.\"{name}\""))
+        .collect();
+    let raw_param = columns.len() + 2;
+    let mut sql = format!(
+        "INSERT INTO {table} (id, {names}, raw) \
+         SELECT u.id, {selected}, u.raw::jsonb \
+         FROM unnest($1::bigint[], {params}, ${raw_param}::text[]) AS u(id, {names}, raw) \
+         ON CONFLICT (id) DO UPDATE SET {sets}, raw = excluded.raw, \
+         ingested_at = excluded.ingested_at, deleted_at = NULL",
+        selected = selected.join(", "),
+        params = params.join(", "),
+        sets = sets.join(", "),
+    );
+    if guarded {
+        // An older incoming updated_at never overwrites a newer one; equal or missing ones do.
+        sql.push_str(&format!(
+            " WHERE {table}.updated_at IS NULL OR excluded.updated_at IS NULL \
+             OR excluded.updated_at >= {table}.updated_at"
+        ));
+    }
+    sql
+}
+
+/// One upsert statement for a chunk (a `Vec` of rows) of `$table`; evaluates to
+/// `QueryResult<usize>` (rows inserted or updated).
 macro_rules! upsert_stmt {
-    ($conn:expr, pg, $table:ident, $part:expr, guarded, [$($field:ident),*]) => {{
-        use diesel::prelude::*;
-        use diesel::upsert::excluded;
-        use crate::schema::$table as t;
-        let statement = diesel::insert_into(t::table)
-            .values($part)
-            .on_conflict(t::id)
-            .do_update()
-            .set((
-                $(t::$field.eq(excluded(t::$field)),)*
-                t::raw.eq(excluded(t::raw)),
-                t::ingested_at.eq(excluded(t::ingested_at)),
-                t::deleted_at.eq(None::<chrono::NaiveDateTime>),
-            ));
-        // `DO UPDATE ... WHERE`: an older incoming updated_at never overwrites a newer one.
-        diesel::query_dsl::methods::FilterDsl::filter(
-            statement,
-            t::updated_at
-                .is_null()
-                .or(excluded(t::updated_at).is_null())
-                .or(excluded(t::updated_at).ge(t::updated_at)),
-        )
-        .execute($conn)
+    ($conn:expr, pg, $table:ident, $part:expr, $guard:ident, [$($field:ident : $ty:ty),*]) => {{
+        use diesel::RunQueryDsl;
+        use diesel::sql_types::{Array, BigInt, Text};
+        use crate::upsert::PgColumn;
+        let part = $part;
+        let sql = crate::upsert::pg_unnest_sql(
+            stringify!($table),
+            &[$((stringify!($field), <$ty as PgColumn>::PG_TYPE)),*],
+            stringify!($guard) == "guarded",
+        );
+        diesel::sql_query(sql)
+            .bind::<Array<BigInt>, _>(part.iter().map(|row| row.id).collect::<Vec<i64>>())
+            $(.bind::<Array<<$ty as PgColumn>::ST>, _>(
+                part.iter().map(|row| &row.$field).collect::<Vec<&$ty>>()
+            ))*
+            .bind::<Array<Text>, _>(part.iter().map(|row| row.raw.as_str()).collect::<Vec<&str>>())
+            .execute($conn)
     }};
-    ($conn:expr, $backend:ident, $table:ident, $part:expr, unguarded, [$($field:ident),*]) => {{
+    ($conn:expr, sqlite, $table:ident, $part:expr, unguarded, [$($field:ident : $ty:ty),*]) => {{
         use diesel::prelude::*;
         use diesel::upsert::excluded;
         use crate::schema::$table as t;
@@ -120,7 +186,7 @@ macro_rules! upsert_stmt {
     // Diesel 2.3 has no SQLite batch upsert with a `DO UPDATE ... WHERE` clause, so on SQLite the
     // stale rows are dropped first by reading the stored updated_at of the chunk's ids. This is
     // race-free because the caller holds SQLite's single write lock (BEGIN IMMEDIATE).
-    ($conn:expr, sqlite, $table:ident, $part:expr, guarded, [$($field:ident),*]) => {{
+    ($conn:expr, sqlite, $table:ident, $part:expr, guarded, [$($field:ident : $ty:ty),*]) => {{
         use diesel::prelude::*;
         use crate::schema::$table as t;
         let mut part = $part;
@@ -138,7 +204,7 @@ macro_rules! upsert_stmt {
         if part.is_empty() {
             Ok(0)
         } else {
-            crate::upsert::upsert_stmt!($conn, sqlite, $table, part, unguarded, [$($field),*])
+            crate::upsert::upsert_stmt!($conn, sqlite, $table, part, unguarded, [$($field : $ty),*])
         }
     }};
 }
@@ -147,7 +213,7 @@ pub(crate) use upsert_stmt;
 /// Dedupes `$rows` and upserts them in chunks; evaluates to
 /// `Result<UpsertCount, StoreError>`.
 macro_rules! upsert_chunks {
-    ($conn:expr, $backend:ident, $table:ident, $rows:expr, $guard:ident, [$($field:ident),*]) => {{
+    ($conn:expr, $backend:ident, $table:ident, $rows:expr, $guard:ident, [$($field:ident : $ty:ty),*]) => {{
         let (rows, duplicates) = crate::upsert::dedupe_last($rows);
         // id and raw are bound besides the typed columns.
         let columns = 2 + [$(stringify!($field)),*].len();
@@ -155,14 +221,14 @@ macro_rules! upsert_chunks {
         let unique = rows.len();
         let mut written = 0usize;
         let mut failed = None;
-        // Diesel inserts the `raw` wrapper by value, so chunks are moved out, not borrowed.
+        // Diesel's SQLite insert takes the `raw` wrapper by value, so chunks are moved out.
         let mut remaining = rows.into_iter();
         loop {
             let part: Vec<_> = remaining.by_ref().take(chunk).collect();
             if part.is_empty() {
                 break;
             }
-            match crate::upsert::upsert_stmt!($conn, $backend, $table, part, $guard, [$($field),*]) {
+            match crate::upsert::upsert_stmt!($conn, $backend, $table, part, $guard, [$($field : $ty),*]) {
                 Ok(n) => written += n,
                 Err(source) => {
                     failed = Some(crate::error::StoreError::query("upsert", stringify!($table), source));
@@ -196,6 +262,29 @@ mod tests {
         let kept: Vec<_> = kept.iter().map(|r| (r.0, r.1)).collect();
         assert_eq!(kept, vec![(1, "c"), (3, "d"), (2, "e")]);
         assert_eq!(dropped, 2);
+    }
+
+    #[test]
+    fn postgres_upsert_sql_binds_one_array_per_column() {
+        let sql = pg_unnest_sql(
+            "blocs",
+            &[("campus_id", "bigint"), ("updated_at", "timestamp")],
+            true,
+        );
+        assert_eq!(
+            sql,
+            "INSERT INTO blocs (id, \"campus_id\", \"updated_at\", raw) \
+             SELECT u.id, u.\"campus_id\", u.\"updated_at\", u.raw::jsonb \
+             FROM unnest($1::bigint[], $2::bigint[], $3::timestamp[], $4::text[]) \
+             AS u(id, \"campus_id\", \"updated_at\", raw) \
+             ON CONFLICT (id) DO UPDATE SET \"campus_id\" = excluded.\"campus_id\", \
+             \"updated_at\" = excluded.\"updated_at\", raw = excluded.raw, \
+             ingested_at = excluded.ingested_at, deleted_at = NULL \
+             WHERE blocs.updated_at IS NULL OR excluded.updated_at IS NULL \
+             OR excluded.updated_at >= blocs.updated_at"
+        );
+        let unguarded = pg_unnest_sql("cursus", &[("name", "text")], false);
+        assert!(unguarded.ends_with("deleted_at = NULL"), "{unguarded}");
     }
 
     #[test]

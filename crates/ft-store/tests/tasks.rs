@@ -139,6 +139,9 @@ fn an_expired_lease_is_taken_over_and_the_old_fence_is_dead() {
             );
         }
         store.heartbeat(&b.fence, LEASE).unwrap();
+        // The heartbeat moved the lease to the wall clock's now + LEASE, far past ts(3) + LEASE.
+        let renewed = store.task(id).unwrap().unwrap().lease_expires_at.unwrap();
+        assert!(renewed > chrono::Utc::now().naive_utc(), "{renewed}");
         store.complete(&b.fence).unwrap();
         let done = store.task(id).unwrap().unwrap();
         assert_eq!(done.state, TaskState::Done);

@@ -41,7 +41,11 @@ pub(crate) fn user(id: i64, login: &str, updated_at: Option<NaiveDateTime>) -> U
     }
 }
 
-pub(crate) fn projects_user(id: i64, user_id: i64, updated_at: Option<NaiveDateTime>) -> ProjectsUserRow {
+pub(crate) fn projects_user(
+    id: i64,
+    user_id: i64,
+    updated_at: Option<NaiveDateTime>,
+) -> ProjectsUserRow {
     ProjectsUserRow {
         id,
         user_id,
