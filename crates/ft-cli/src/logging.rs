@@ -92,13 +92,17 @@ pub fn init(opts: &LogOptions) -> Result<LogGuard, ConfigError> {
             .parse()
             .expect("static directive"),
     );
-    // On a terminal the bars show progress; elsewhere the progress events are the plain lines.
-    let stderr_filter = if crate::progress::interactive() {
-        stderr_filter.add_directive(
-            format!("{}=off", crate::progress::PROGRESS_TARGET)
-                .parse()
-                .expect("static directive"),
-        )
+    // On a terminal the bars show progress (and the engine's task lines would only repeat
+    // them); elsewhere the progress events are the plain lines.
+    let stderr_filter = if crate::progress::interactive() && opts.verbosity == 0 {
+        let mut filter = stderr_filter;
+        for directive in [
+            format!("{}=off", crate::progress::PROGRESS_TARGET),
+            "ft_sync=warn".to_owned(),
+        ] {
+            filter = filter.add_directive(directive.parse().expect("static directive"));
+        }
+        filter
     } else {
         stderr_filter
     };
