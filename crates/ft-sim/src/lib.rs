@@ -99,11 +99,14 @@
 //!   a fraction of rows (with a real change), adds users (with campus_users and a future piscine)
 //!   and locations, closes open locations, deletes projects_users and cursus_users, and changes
 //!   piscine levels without touching `updated_at`.
-//! * **Faults** ([`Faults`]), drawn from a generator seeded by the seed, seven draws per counted
-//!   `/v2` request: 5xx (500/502/503, JSON or HTML), slow answers and hangs (delays), spontaneous
-//!   429s, token revocation every N requests, truncated or invalid JSON pages.
+//! * **Faults** ([`Faults`]), drawn from a generator seeded by the seed, eight draws per
+//!   authenticated `/v2` request: 5xx (500/502/503, JSON or HTML), slow answers, hangs and
+//!   latency jitter (delays), spontaneous 429s, token revocation every N requests, truncated or
+//!   invalid JSON pages; and HTML 503s from the token endpoint. A hidden co-consumer of the
+//!   budget is [`SimHandle::consume_budget`].
 //! * **Truth and ledger**: [`SimHandle::truth`], [`SimHandle::ledger`],
-//!   [`SimHandle::max_in_window`], [`SimHandle::count_status`].
+//!   [`SimHandle::max_in_window`] (sliding), [`SimHandle::max_in_fixed_window`],
+//!   [`SimHandle::count_status`].
 //!
 //! # Simplified on purpose
 //!
@@ -523,6 +526,30 @@ impl SimHandle {
             best = best.max(end - start + 1);
         }
         best
+    }
+
+    /// The most counted `/v2` requests of the default application inside one *fixed* window:
+    /// windows are `[k·window, (k+1)·window)` measured from the simulator's start. Never more
+    /// than [`SimHandle::max_in_window`] (sliding windows are the stricter check).
+    pub fn max_in_fixed_window(&self, window: Duration) -> usize {
+        let state = self.state();
+        let width = window.as_nanos().max(1);
+        let mut counts: BTreeMap<u128, usize> = BTreeMap::new();
+        for entry in state
+            .ledger
+            .iter()
+            .filter(|e| e.counted && e.app_id == Some(1))
+        {
+            *counts.entry(entry.at.as_nanos() / width).or_default() += 1;
+        }
+        counts.values().copied().max().unwrap_or(0)
+    }
+
+    /// Spends `count` requests of the default application's budget now, as a hidden
+    /// co-consumer of the same application would: the next answers show less `Remaining`,
+    /// and the ledger holds `count` counted entries with path `(co-consumer)`.
+    pub fn consume_budget(&self, count: usize) {
+        self.state().consume_budget(1, count);
     }
 
     /// How many answers had this status.
