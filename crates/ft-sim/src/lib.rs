@@ -87,7 +87,7 @@
 //!   `/v2/users`, `/v2/users/:id_or_login` (detail with cursus_users, projects_users,
 //!   achievements, campus, campus_users and the empty lists of the real shape),
 //!   `/v2/users/:id/{projects_users,cursus_users,locations,achievements_users,coalitions_users,campus_users}`,
-//!   `/v2/campus_users`, `/v2/cursus`, `/v2/cursus/:id`, `/v2/cursus/:id/{cursus_users,projects}`,
+//!   `/v2/campus_users`, `/v2/cursus`, `/v2/cursus/:id`, `/v2/cursus/:id/{users,cursus_users,projects}`,
 //!   `/v2/cursus_users`, `/v2/projects`, `/v2/projects/:id_or_slug`,
 //!   `/v2/projects/:id/projects_users`, `/v2/projects_users`, `/v2/achievements`,
 //!   `/v2/achievements/:id/achievements_users`, `/v2/achievements_users`, `/v2/locations`,

@@ -1017,6 +1017,25 @@ fn route(state: &State, request: &Request, path: &str) -> Resp {
                 )
             }
         }
+        ["cursus", ids, "users"] => {
+            let ids = parse_ids(ids);
+            if !parents(&ids, &|id| store.cursus.rows.contains_key(&id)) {
+                return not_found_json();
+            }
+            // Users with a cursus_user in one of these cursus (one pass over cursus_users).
+            let members: BTreeSet<i64> = store
+                .cursus_users
+                .rows
+                .values()
+                .filter(|cu| ids.contains(&cu.cursus_id))
+                .map(|cu| cu.user.id)
+                .collect();
+            let scope = Scope {
+                implicit: Vec::new(),
+                user_set: Some(&members),
+            };
+            list(state, request, &store.users, &scope)
+        }
         ["cursus_users"] => list(state, request, &store.cursus_users, &none),
         ["cursus_users", id] => detail(state, &store.cursus_users, id.parse().ok()),
         ["projects"] => list(state, request, &store.projects, &none),
