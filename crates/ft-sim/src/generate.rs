@@ -526,7 +526,8 @@ pub(crate) fn add_user(
 ) -> i64 {
     let id = store.users.allocate_id();
     let mut rng = rng_for(seed, u64::try_from(id).unwrap_or(0));
-    let start = parse_timestamp("2016-01-04T08:00:00.000Z").unwrap_or_default();
+    // Relative to the epoch, so any `SimBuilder::epoch` leaves room for a decade of history.
+    let start = now - 3_950 * DAY;
     let campus = store
         .campuses
         .rows
@@ -589,7 +590,11 @@ pub(crate) fn add_user(
         _ => now,
     };
     let anonymize_date = if anonymised {
-        Some(last_active + rng.random_range(400..900) * DAY)
+        // An anonymised user was anonymised in the past.
+        Some(
+            (last_active + rng.random_range(400..900) * DAY)
+                .min(now - rng.random_range(1..60) * DAY),
+        )
     } else if rng.random_bool(0.05) {
         None
     } else {
