@@ -850,11 +850,11 @@ pub(crate) fn add_user(
             }
         }
         Profile::Student => {
-            for &project in piscine_ids.iter().take(rng.random_range(6..12)) {
+            for &project in piscine_ids.iter().take(rng.random_range(8..15)) {
                 let at = rng.random_range(piscine_begin..piscine_end);
                 attempts.push((project, PISCINE, at, piscine_end, false));
             }
-            let count = rng.random_range(10..24);
+            let count = rng.random_range(14..31);
             let regular: Vec<i64> = cursus_ids
                 .iter()
                 .filter(|&&(id, parent)| parent.is_none() && Some(id) != parent_project)

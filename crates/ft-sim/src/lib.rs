@@ -28,7 +28,7 @@
 //! * **Dataset.** Generated from a seed and a scale (campuses × users per campus): campuses,
 //!   cursus 9 (C Piscine) and 21 (42cursus), ~63 projects, 40 achievements, one bloc with four
 //!   coalitions per campus, and per user: 1–2 campus_users (6 % of users sit on two campuses),
-//!   1–2 cursus_users (future piscines, ongoing piscines, blackholed students), up to ~30
+//!   1–2 cursus_users (future piscines, ongoing piscines, blackholed students), ~25 (0–46)
 //!   projects_users (every status the reference lists, `final_mark` null, -42, 0–125), 5–15
 //!   achievements_users, 12–28 locations (some users have an open session), one
 //!   coalitions_user for cursus students. Some users are anonymised (`3b3-<id>`), some have an
@@ -126,9 +126,9 @@
 //! # Scale
 //!
 //! `cargo bench -p ft-sim --bench generate` (release, 2 shared cores): 50,000 users on five
-//! campuses make about 2.4 million rows (1.0 M projects_users, 0.76 M locations, 0.46 M
+//! campuses make about 2.7 million rows (1.24 M projects_users, 0.76 M locations, 0.46 M
 //! achievements_users); generation plus server start takes about 3 s and the process holds
-//! about 580 MiB. A keyset page (`sort=id&range[id]=..`) of any table answers in a few
+//! about 640 MiB. A keyset page (`sort=id&range[id]=..`) of any table answers in a few
 //! milliseconds: rows live in ordered maps, `X-Total` of a pure id range is counted by binary
 //! search over a sorted id list, and `filter[user_id]`/campus routes use per-user and
 //! per-campus indexes. Other filters and ranges are one linear pass over the table (about
@@ -138,6 +138,9 @@
 //! [`SimHandle::truth`] renders every row and is meant for test-sized datasets.
 //!
 //! # What wiremock could not express
+//!
+//! The `ft-sim` binary (`cargo run -p ft-sim -- --port 8042 --users 1000 --seed 1`) serves a
+//! simulator until Ctrl-C through [`serve`], which `ft42 sim serve` can call too.
 //!
 //! Everything runs on one wiremock `MockServer` (a fresh, non-pooled one with request recording
 //! off) with a single catch-all `Mock` whose custom `Respond` routes requests. Wiremock
