@@ -137,10 +137,12 @@
 //! this scale, which is the price a client pays for not using keyset paging.
 //! [`SimHandle::truth`] renders every row and is meant for test-sized datasets.
 //!
-//! # What wiremock could not express
+//! # Standalone server
 //!
 //! The `ft-sim` binary (`cargo run -p ft-sim -- --port 8042 --users 1000 --seed 1`) serves a
 //! simulator until Ctrl-C through [`serve`], which `ft42 sim serve` can call too.
+//!
+//! # What wiremock could not express
 //!
 //! Everything runs on one wiremock `MockServer` (a fresh, non-pooled one with request recording
 //! off) with a single catch-all `Mock` whose custom `Respond` routes requests. Wiremock
