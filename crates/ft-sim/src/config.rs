@@ -57,6 +57,10 @@ pub struct Faults {
     pub revoke_token_every: Option<u64>,
     /// Probability that a 200 JSON body is truncated or otherwise invalid JSON.
     pub malformed_rate: f64,
+    /// Probability that `POST /oauth/token` answers an HTML 503 instead of a token.
+    pub token_error_rate: f64,
+    /// Every `/v2` answer is delayed by a random time below this (latency jitter).
+    pub jitter_max: Duration,
 }
 
 impl Default for Faults {
@@ -70,6 +74,8 @@ impl Default for Faults {
             spontaneous_429_rate: 0.0,
             revoke_token_every: None,
             malformed_rate: 0.0,
+            token_error_rate: 0.0,
+            jitter_max: Duration::ZERO,
         }
     }
 }

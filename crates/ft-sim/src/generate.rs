@@ -526,7 +526,8 @@ pub(crate) fn add_user(
 ) -> i64 {
     let id = store.users.allocate_id();
     let mut rng = rng_for(seed, u64::try_from(id).unwrap_or(0));
-    let start = parse_timestamp("2016-01-04T08:00:00.000Z").unwrap_or_default();
+    // Relative to the epoch, so any `SimBuilder::epoch` leaves room for a decade of history.
+    let start = now - 3_950 * DAY;
     let campus = store
         .campuses
         .rows
@@ -589,7 +590,11 @@ pub(crate) fn add_user(
         _ => now,
     };
     let anonymize_date = if anonymised {
-        Some(last_active + rng.random_range(400..900) * DAY)
+        // An anonymised user was anonymised in the past.
+        Some(
+            (last_active + rng.random_range(400..900) * DAY)
+                .min(now - rng.random_range(1..60) * DAY),
+        )
     } else if rng.random_bool(0.05) {
         None
     } else {
@@ -845,11 +850,11 @@ pub(crate) fn add_user(
             }
         }
         Profile::Student => {
-            for &project in piscine_ids.iter().take(rng.random_range(6..12)) {
+            for &project in piscine_ids.iter().take(rng.random_range(8..15)) {
                 let at = rng.random_range(piscine_begin..piscine_end);
                 attempts.push((project, PISCINE, at, piscine_end, false));
             }
-            let count = rng.random_range(10..24);
+            let count = rng.random_range(14..31);
             let regular: Vec<i64> = cursus_ids
                 .iter()
                 .filter(|&&(id, parent)| parent.is_none() && Some(id) != parent_project)

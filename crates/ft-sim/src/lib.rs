@@ -28,7 +28,7 @@
 //! * **Dataset.** Generated from a seed and a scale (campuses × users per campus): campuses,
 //!   cursus 9 (C Piscine) and 21 (42cursus), ~63 projects, 40 achievements, one bloc with four
 //!   coalitions per campus, and per user: 1–2 campus_users (6 % of users sit on two campuses),
-//!   1–2 cursus_users (future piscines, ongoing piscines, blackholed students), up to ~30
+//!   1–2 cursus_users (future piscines, ongoing piscines, blackholed students), ~25 (0–46)
 //!   projects_users (every status the reference lists, `final_mark` null, -42, 0–125), 5–15
 //!   achievements_users, 12–28 locations (some users have an open session), one
 //!   coalitions_user for cursus students. Some users are anonymised (`3b3-<id>`), some have an
@@ -87,7 +87,7 @@
 //!   `/v2/users`, `/v2/users/:id_or_login` (detail with cursus_users, projects_users,
 //!   achievements, campus, campus_users and the empty lists of the real shape),
 //!   `/v2/users/:id/{projects_users,cursus_users,locations,achievements_users,coalitions_users,campus_users}`,
-//!   `/v2/campus_users`, `/v2/cursus`, `/v2/cursus/:id`, `/v2/cursus/:id/{cursus_users,projects}`,
+//!   `/v2/campus_users`, `/v2/cursus`, `/v2/cursus/:id`, `/v2/cursus/:id/{users,cursus_users,projects}`,
 //!   `/v2/cursus_users`, `/v2/projects`, `/v2/projects/:id_or_slug`,
 //!   `/v2/projects/:id/projects_users`, `/v2/projects_users`, `/v2/achievements`,
 //!   `/v2/achievements/:id/achievements_users`, `/v2/achievements_users`, `/v2/locations`,
@@ -99,11 +99,14 @@
 //!   a fraction of rows (with a real change), adds users (with campus_users and a future piscine)
 //!   and locations, closes open locations, deletes projects_users and cursus_users, and changes
 //!   piscine levels without touching `updated_at`.
-//! * **Faults** ([`Faults`]), drawn from a generator seeded by the seed, seven draws per counted
-//!   `/v2` request: 5xx (500/502/503, JSON or HTML), slow answers and hangs (delays), spontaneous
-//!   429s, token revocation every N requests, truncated or invalid JSON pages.
+//! * **Faults** ([`Faults`]), drawn from a generator seeded by the seed, eight draws per
+//!   authenticated `/v2` request: 5xx (500/502/503, JSON or HTML), slow answers, hangs and
+//!   latency jitter (delays), spontaneous 429s, token revocation every N requests, truncated or
+//!   invalid JSON pages; and HTML 503s from the token endpoint. A hidden co-consumer of the
+//!   budget is [`SimHandle::consume_budget`].
 //! * **Truth and ledger**: [`SimHandle::truth`], [`SimHandle::ledger`],
-//!   [`SimHandle::max_in_window`], [`SimHandle::count_status`].
+//!   [`SimHandle::max_in_window`] (sliding), [`SimHandle::max_in_fixed_window`],
+//!   [`SimHandle::count_status`].
 //!
 //! # Simplified on purpose
 //!
@@ -123,9 +126,9 @@
 //! # Scale
 //!
 //! `cargo bench -p ft-sim --bench generate` (release, 2 shared cores): 50,000 users on five
-//! campuses make about 2.4 million rows (1.0 M projects_users, 0.76 M locations, 0.46 M
+//! campuses make about 2.7 million rows (1.24 M projects_users, 0.76 M locations, 0.46 M
 //! achievements_users); generation plus server start takes about 3 s and the process holds
-//! about 580 MiB. A keyset page (`sort=id&range[id]=..`) of any table answers in a few
+//! about 640 MiB. A keyset page (`sort=id&range[id]=..`) of any table answers in a few
 //! milliseconds: rows live in ordered maps, `X-Total` of a pure id range is counted by binary
 //! search over a sorted id list, and `filter[user_id]`/campus routes use per-user and
 //! per-campus indexes. Other filters and ranges are one linear pass over the table (about
@@ -133,6 +136,11 @@
 //! locations, coalitions_users) sorts every matching row, about 0.8 s for all locations at
 //! this scale, which is the price a client pays for not using keyset paging.
 //! [`SimHandle::truth`] renders every row and is meant for test-sized datasets.
+//!
+//! # Standalone server
+//!
+//! The `ft-sim` binary (`cargo run -p ft-sim -- --port 8042 --users 1000 --seed 1`) serves a
+//! simulator until Ctrl-C through [`serve`], which `ft42 sim serve` can call too.
 //!
 //! # What wiremock could not express
 //!
@@ -523,6 +531,30 @@ impl SimHandle {
             best = best.max(end - start + 1);
         }
         best
+    }
+
+    /// The most counted `/v2` requests of the default application inside one *fixed* window:
+    /// windows are `[k·window, (k+1)·window)` measured from the simulator's start. Never more
+    /// than [`SimHandle::max_in_window`] (sliding windows are the stricter check).
+    pub fn max_in_fixed_window(&self, window: Duration) -> usize {
+        let state = self.state();
+        let width = window.as_nanos().max(1);
+        let mut counts: BTreeMap<u128, usize> = BTreeMap::new();
+        for entry in state
+            .ledger
+            .iter()
+            .filter(|e| e.counted && e.app_id == Some(1))
+        {
+            *counts.entry(entry.at.as_nanos() / width).or_default() += 1;
+        }
+        counts.values().copied().max().unwrap_or(0)
+    }
+
+    /// Spends `count` requests of the default application's budget now, as a hidden
+    /// co-consumer of the same application would: the next answers show less `Remaining`,
+    /// and the ledger holds `count` counted entries with path `(co-consumer)`.
+    pub fn consume_budget(&self, count: usize) {
+        self.state().consume_budget(1, count);
     }
 
     /// How many answers had this status.

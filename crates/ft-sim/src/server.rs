@@ -174,6 +174,24 @@ impl State {
         app.credentials()
     }
 
+    /// Spends `count` requests of an application's budget now, as another program sharing the
+    /// application would. The ledger records them as counted `(co-consumer)` entries.
+    pub(crate) fn consume_budget(&mut self, app_id: u64, count: usize) {
+        let at = self.started.elapsed();
+        for _ in 0..count {
+            self.app_mut(app_id).hits.push_back(at);
+            self.ledger.push(LedgerEntry {
+                at,
+                method: "-".to_owned(),
+                path: "(co-consumer)".to_owned(),
+                query: String::new(),
+                status: 200,
+                counted: true,
+                app_id: Some(app_id),
+            });
+        }
+    }
+
     pub(crate) fn revoke_tokens(&mut self) {
         for token in self.tokens.values_mut() {
             token.revoked = true;
@@ -364,6 +382,12 @@ fn handle(state: &mut State, request: &Request, at: Duration) -> (Resp, bool, Op
     };
     match path {
         "/oauth/token" | "/v2/oauth/token" => {
+            let rate = state.config.faults.token_error_rate;
+            // Drawn only when enabled, so turning it on does not shift the /v2 fault sequence
+            // of existing seeds.
+            if rate > 0.0 && state.fault_rng.random::<f64>() < rate {
+                return (html_page(503, "Service Unavailable"), false, None);
+            }
             if request.method.as_str() == "POST" {
                 let (resp, app) = token_endpoint(state, request, at);
                 (resp, false, app)
@@ -687,7 +711,7 @@ fn v2(state: &mut State, request: &Request, path: &str, at: Duration) -> (Resp, 
         }
     };
     // Draw every fault roll up front, so one request always consumes the same randomness.
-    let rolls: [f64; 7] = std::array::from_fn(|_| state.fault_rng.random::<f64>());
+    let rolls: [f64; 8] = std::array::from_fn(|_| state.fault_rng.random::<f64>());
     let faults = state.config.faults.clone();
     if rolls[0] < faults.spontaneous_429_rate {
         return (too_many(state, app_id, at, true), false, Some(app_id));
@@ -745,6 +769,8 @@ fn v2(state: &mut State, request: &Request, path: &str, at: Duration) -> (Resp, 
         resp.delay = Some(faults.hang_delay);
     } else if rolls[6] < faults.slow_rate {
         resp.delay = Some(faults.slow_delay);
+    } else if !faults.jitter_max.is_zero() {
+        resp.delay = Some(faults.jitter_max.mul_f64(rolls[7]));
     }
     let resp = rate_headers(resp, state.app(app_id), at)
         .header("cache-control", "max-age=0, private, must-revalidate")
@@ -990,6 +1016,25 @@ fn route(state: &State, request: &Request, path: &str) -> Resp {
                     &scoped("cursus_id", ids),
                 )
             }
+        }
+        ["cursus", ids, "users"] => {
+            let ids = parse_ids(ids);
+            if !parents(&ids, &|id| store.cursus.rows.contains_key(&id)) {
+                return not_found_json();
+            }
+            // Users with a cursus_user in one of these cursus (one pass over cursus_users).
+            let members: BTreeSet<i64> = store
+                .cursus_users
+                .rows
+                .values()
+                .filter(|cu| ids.contains(&cu.cursus_id))
+                .map(|cu| cu.user.id)
+                .collect();
+            let scope = Scope {
+                implicit: Vec::new(),
+                user_set: Some(&members),
+            };
+            list(state, request, &store.users, &scope)
         }
         ["cursus_users"] => list(state, request, &store.cursus_users, &none),
         ["cursus_users", id] => detail(state, &store.cursus_users, id.parse().ok()),

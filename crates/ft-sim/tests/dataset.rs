@@ -175,6 +175,14 @@ async fn dataset_has_the_realistic_shape() {
         let id = user["id"].as_i64().expect("id");
         assert_eq!(user["login"], format!("3b3-{id}"));
         assert_eq!(user["email"], format!("3b3-{id}@student.42.fr"));
+        let erased = chrono::DateTime::parse_from_rfc3339(
+            user["anonymize_date"].as_str().expect("anonymize_date"),
+        )
+        .expect("date");
+        assert!(
+            erased < sim.now(),
+            "anonymised users were anonymised in the past"
+        );
     }
     assert!(
         users
@@ -361,4 +369,43 @@ async fn nested_routes_serve_the_same_json_as_the_canonical_listing() {
         )
         .await,
     );
+}
+
+#[tokio::test]
+async fn any_epoch_works_and_all_history_precedes_it() {
+    let epoch = chrono::DateTime::parse_from_rfc3339("2015-06-01T00:00:00Z")
+        .expect("epoch")
+        .to_utc();
+    let sim = Sim::builder()
+        .seed(9)
+        .users_per_campus(80)
+        .epoch(epoch)
+        .start()
+        .await;
+    let now = sim.now();
+    assert!(
+        now >= epoch && now < epoch + chrono::Duration::minutes(5),
+        "the clock starts at the epoch"
+    );
+    let truth = sim.truth();
+    for table in [
+        "users",
+        "cursus_users",
+        "projects_users",
+        "achievements_users",
+        "campus_users",
+        "coalitions_users",
+    ] {
+        for row in truth.table(table) {
+            let updated = chrono::DateTime::parse_from_rfc3339(
+                row["updated_at"].as_str().expect("updated_at"),
+            )
+            .expect("stamp");
+            assert!(
+                updated < epoch,
+                "{table} {}: updated_at {updated} before the epoch",
+                row["id"]
+            );
+        }
+    }
 }

@@ -199,3 +199,47 @@ async fn slow_answers_arrive_late_and_hangs_hit_client_timeouts() {
     sim.set_faults(Faults::default());
     assert_eq!(get(&client, &sim, &token, "/v2/cursus").await.status(), 200);
 }
+
+#[tokio::test]
+async fn token_endpoint_failures_and_jitter() {
+    let sim = Sim::builder()
+        .seed(37)
+        .users_per_campus(5)
+        .limits(generous())
+        .faults(Faults {
+            token_error_rate: 1.0,
+            ..Faults::default()
+        })
+        .start()
+        .await;
+    let client = client();
+    let creds = sim.credentials();
+    let response = client
+        .post(sim.token_url())
+        .basic_auth(&creds.client_id, Some(&creds.client_secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 503);
+    assert!(header(response.headers(), "content-type").starts_with("text/html"));
+
+    let jitter = Duration::from_millis(200);
+    sim.set_faults(Faults {
+        jitter_max: jitter,
+        ..Faults::default()
+    });
+    let token = token(&client, &sim).await;
+    let mut longest = Duration::ZERO;
+    for _ in 0..8 {
+        let began = std::time::Instant::now();
+        assert_eq!(get(&client, &sim, &token, "/v2/cursus").await.status(), 200);
+        longest = longest.max(began.elapsed());
+    }
+    // Eight uniform draws below 200 ms: the largest is above 50 ms unless all eight fall
+    // below a quarter (probability 1/65536, and the seed fixes the draws anyway).
+    assert!(
+        longest >= Duration::from_millis(50),
+        "answers were delayed: {longest:?}"
+    );
+}

@@ -457,6 +457,7 @@ async fn every_endpoint_answers() {
         "/v2/cursus_users".to_owned(),
         "/v2/cursus/21/cursus_users".to_owned(),
         "/v2/cursus/9/projects".to_owned(),
+        "/v2/cursus/21/users".to_owned(),
         "/v2/projects".to_owned(),
         "/v2/projects_users".to_owned(),
         "/v2/achievements".to_owned(),
@@ -568,4 +569,35 @@ async fn default_order_meets_page_drift_and_keyset_does_not() {
     let unique: BTreeSet<i64> = all.iter().map(|u| u["id"].as_i64().expect("id")).collect();
     assert_eq!(unique.len(), all.len());
     assert_eq!(all.len(), 123);
+}
+
+#[tokio::test]
+async fn cursus_users_route_lists_the_users_of_a_cursus() {
+    let (sim, client, token) = setup(6).await;
+    let truth = sim.truth();
+    let expected: BTreeSet<i64> = truth
+        .table("cursus_users")
+        .iter()
+        .filter(|cu| cu["cursus_id"] == 21)
+        .map(|cu| cu["user"]["id"].as_i64().expect("user"))
+        .collect();
+    let served = keyset_all(&client, &sim, &token, "/v2/cursus/21/users", "").await;
+    assert_eq!(
+        served
+            .iter()
+            .map(|u| u["id"].as_i64().expect("id"))
+            .collect::<BTreeSet<_>>(),
+        expected
+    );
+    let users: std::collections::BTreeMap<i64, &Value> = truth
+        .table("users")
+        .iter()
+        .map(|u| (u["id"].as_i64().expect("id"), u))
+        .collect();
+    assert!(
+        served
+            .iter()
+            .all(|u| users[&u["id"].as_i64().expect("id")] == u),
+        "same JSON as /v2/users"
+    );
 }

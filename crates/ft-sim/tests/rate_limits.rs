@@ -212,3 +212,41 @@ async fn budgets_are_per_application_and_the_ledger_records_everything() {
         "raised limits apply at once"
     );
 }
+
+#[tokio::test]
+async fn a_hidden_co_consumer_spends_budget_and_fixed_windows_never_exceed_sliding_ones() {
+    let sim = Sim::builder()
+        .seed(5)
+        .users_per_campus(5)
+        .limits(limits(100, 10, Duration::from_secs(3600)))
+        .start()
+        .await;
+    let client = client();
+    let token = token(&client, &sim).await;
+    let first = get(&client, &sim, &token, "/v2/cursus").await;
+    assert_eq!(header(first.headers(), "x-hourly-ratelimit-remaining"), "9");
+    sim.consume_budget(5);
+    let second = get(&client, &sim, &token, "/v2/cursus").await;
+    assert_eq!(
+        header(second.headers(), "x-hourly-ratelimit-remaining"),
+        "3",
+        "the co-consumer's 5 requests count"
+    );
+    for _ in 0..3 {
+        assert_eq!(get(&client, &sim, &token, "/v2/cursus").await.status(), 200);
+    }
+    assert_eq!(get(&client, &sim, &token, "/v2/cursus").await.status(), 429);
+    assert_eq!(
+        sim.ledger()
+            .iter()
+            .filter(|e| e.path == "(co-consumer)" && e.counted)
+            .count(),
+        5
+    );
+    assert_eq!(sim.max_in_window(Duration::from_secs(3600)), 10);
+    assert!(
+        sim.max_in_fixed_window(Duration::from_secs(3600))
+            <= sim.max_in_window(Duration::from_secs(3600))
+    );
+    assert_eq!(sim.max_in_fixed_window(Duration::from_secs(3600)), 10);
+}

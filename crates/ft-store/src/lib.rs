@@ -35,6 +35,7 @@
 
 mod apply;
 mod cursors;
+mod engine_support;
 mod error;
 mod logs;
 mod raw_json;

@@ -272,6 +272,54 @@ fn is_unique_violation(error: &diesel::result::Error) -> bool {
     )
 }
 
+/// Enqueues one task on `$conn`; evaluates to `Result<Option<i64>, StoreError>` (`None` when a
+/// live task has the same dedupe key).
+macro_rules! enqueue_body {
+    ($conn:expr, $task:expr, $now:expr) => {{
+        let conn = &mut *$conn;
+        let task: &NewTask = $task;
+        let now: NaiveDateTime = $now;
+        let record = NewTaskRecord {
+            kind: &task.kind,
+            scope: &task.scope,
+            payload: task.payload.to_string(),
+            lane: task.lane.as_str(),
+            priority: task.priority,
+            state: TaskState::Pending.as_str(),
+            attempts: 0,
+            next_run_at: task.next_run_at,
+            fencing_token: 0,
+            dedupe_key: task.dedupe_key.as_deref(),
+            created_at: now,
+            updated_at: now,
+        };
+        (|| {
+            if let Some(key) = &task.dedupe_key {
+                let live: Option<i64> = tasks::table
+                    .filter(tasks::dedupe_key.eq(key))
+                    .filter(tasks::state.eq_any(LIVE_STATES))
+                    .select(tasks::id)
+                    .first(conn)
+                    .optional()
+                    .map_err(StoreError::q("enqueue", "tasks"))?;
+                if live.is_some() {
+                    return Ok(None);
+                }
+            }
+            // The partial unique index settles races between concurrent enqueuers.
+            match diesel::insert_into(tasks::table)
+                .values(&record)
+                .returning(tasks::id)
+                .get_result::<i64>(conn)
+            {
+                Ok(id) => Ok(Some(id)),
+                Err(e) if is_unique_violation(&e) => Ok(None),
+                Err(e) => Err(StoreError::query("enqueue", "tasks", e)),
+            }
+        })()
+    }};
+}
+
 /// The claim: pick the next runnable task and lease it; evaluates to
 /// `Result<Option<ClaimedTask>, StoreError>`. `$lock` adds `FOR UPDATE SKIP LOCKED` on
 /// PostgreSQL so concurrent claimers never wait for, or get, the same task.
@@ -373,43 +421,20 @@ impl Store {
     /// dedupe key.
     pub fn enqueue(&self, task: &NewTask) -> Result<Option<i64>, StoreError> {
         let now = crate::now();
-        let record = NewTaskRecord {
-            kind: &task.kind,
-            scope: &task.scope,
-            payload: task.payload.to_string(),
-            lane: task.lane.as_str(),
-            priority: task.priority,
-            state: TaskState::Pending.as_str(),
-            attempts: 0,
-            next_run_at: task.next_run_at,
-            fencing_token: 0,
-            dedupe_key: task.dedupe_key.as_deref(),
-            created_at: now,
-            updated_at: now,
-        };
-        with_conn!(self, |conn| {
-            if let Some(key) = &task.dedupe_key {
-                let live: Option<i64> = tasks::table
-                    .filter(tasks::dedupe_key.eq(key))
-                    .filter(tasks::state.eq_any(LIVE_STATES))
-                    .select(tasks::id)
-                    .first(conn)
-                    .optional()
-                    .map_err(StoreError::q("enqueue", "tasks"))?;
-                if live.is_some() {
-                    return Ok(None);
-                }
+        with_conn!(self, |conn| enqueue_body!(conn, task, now))
+    }
+
+    /// Enqueues several tasks in one transaction: all of them are queued (or found already
+    /// queued, `None`) or, on any error, none is. A plan interrupted by a crash therefore never
+    /// leaves half of its tasks behind.
+    pub fn enqueue_all(&self, tasks: &[NewTask]) -> Result<Vec<Option<i64>>, StoreError> {
+        let now = crate::now();
+        with_tx!(self, |conn| {
+            let mut ids = Vec::with_capacity(tasks.len());
+            for task in tasks {
+                ids.push(enqueue_body!(conn, task, now)?);
             }
-            // The partial unique index settles races between concurrent enqueuers.
-            match diesel::insert_into(tasks::table)
-                .values(&record)
-                .returning(tasks::id)
-                .get_result::<i64>(conn)
-            {
-                Ok(id) => Ok(Some(id)),
-                Err(e) if is_unique_violation(&e) => Ok(None),
-                Err(e) => Err(StoreError::query("enqueue", "tasks", e)),
-            }
+            Ok(ids)
         })
     }
 

@@ -168,20 +168,21 @@ macro_rules! upsert_stmt {
             .execute($conn)
     }};
     ($conn:expr, sqlite, $table:ident, $part:expr, unguarded, [$($field:ident : $ty:ty),*]) => {{
-        use diesel::prelude::*;
-        use diesel::upsert::excluded;
-        use crate::schema::$table as t;
-        diesel::insert_into(t::table)
-            .values($part)
-            .on_conflict(t::id)
-            .do_update()
-            .set((
-                $(t::$field.eq(excluded(t::$field)),)*
-                t::raw.eq(excluded(t::raw)),
-                t::ingested_at.eq(excluded(t::ingested_at)),
-                t::deleted_at.eq(None::<chrono::NaiveDateTime>),
-            ))
-            .execute($conn)
+        // Statements of a fixed row count have a static query id, so Diesel caches them as
+        // prepared statements; a chunk is split into runs of 1000, 100, 10 and 1 rows, which
+        // saves SQLite from parsing a statement of thousands of parameters for every page.
+        let part: Vec<_> = $part;
+        // A closure keeps `?` local: errors come back as this statement's QueryResult.
+        (|| -> diesel::QueryResult<usize> {
+            let mut left = part.len();
+            let mut rows = part.into_iter();
+            let mut written = 0usize;
+            crate::upsert::upsert_fixed!($conn, $table, rows, left, written, 1000, [$($field),*]);
+            crate::upsert::upsert_fixed!($conn, $table, rows, left, written, 100, [$($field),*]);
+            crate::upsert::upsert_fixed!($conn, $table, rows, left, written, 10, [$($field),*]);
+            crate::upsert::upsert_fixed!($conn, $table, rows, left, written, 1, [$($field),*]);
+            Ok(written)
+        })()
     }};
     // Diesel 2.3 has no SQLite batch upsert with a `DO UPDATE ... WHERE` clause, so on SQLite the
     // stale rows are dropped first by reading the stored updated_at of the chunk's ids. This is
@@ -189,26 +190,61 @@ macro_rules! upsert_stmt {
     ($conn:expr, sqlite, $table:ident, $part:expr, guarded, [$($field:ident : $ty:ty),*]) => {{
         use diesel::prelude::*;
         use crate::schema::$table as t;
-        let mut part = $part;
+        let mut part: Vec<_> = $part;
         let ids: Vec<i64> = part.iter().map(|row| row.id).collect();
-        let stored: std::collections::HashMap<i64, Option<chrono::NaiveDateTime>> = t::table
+        match t::table
             .filter(t::id.eq_any(&ids))
             .select((t::id, t::updated_at))
-            .load::<(i64, Option<chrono::NaiveDateTime>)>($conn)?
-            .into_iter()
-            .collect();
-        part.retain(|row| match (stored.get(&row.id), row.updated_at) {
-            (Some(Some(old)), Some(new)) => new >= *old,
-            _ => true,
-        });
-        if part.is_empty() {
-            Ok(0)
-        } else {
-            crate::upsert::upsert_stmt!($conn, sqlite, $table, part, unguarded, [$($field : $ty),*])
+            .load::<(i64, Option<chrono::NaiveDateTime>)>($conn)
+        {
+            Err(error) => Err(error),
+            Ok(stored) => {
+                let stored: std::collections::HashMap<i64, Option<chrono::NaiveDateTime>> =
+                    stored.into_iter().collect();
+                part.retain(|row| match (stored.get(&row.id), row.updated_at) {
+                    (Some(Some(old)), Some(new)) => new >= *old,
+                    _ => true,
+                });
+                crate::upsert::upsert_stmt!($conn, sqlite, $table, part, unguarded, [$($field : $ty),*])
+            }
         }
     }};
 }
 pub(crate) use upsert_stmt;
+
+/// Upserts runs of exactly `$n` rows from `$rows` while at least `$n` are `$left` (SQLite).
+macro_rules! upsert_fixed {
+    ($conn:expr, $table:ident, $rows:ident, $left:ident, $written:ident, $n:literal, [$($field:ident),*]) => {
+        while $left >= $n {
+            use diesel::prelude::*;
+            use diesel::upsert::excluded;
+            use crate::schema::$table as t;
+            let run: Box<[_; $n]> = match $rows
+                .by_ref()
+                .take($n)
+                .collect::<Vec<_>>()
+                .into_boxed_slice()
+                .try_into()
+            {
+                Ok(run) => run,
+                Err(_) => unreachable!("{} rows were left", $left),
+            };
+            $written += diesel::insert_into(t::table)
+                .values(run)
+                .on_conflict(t::id)
+                .do_update()
+                .set((
+                    $(t::$field.eq(excluded(t::$field)),)*
+                    t::raw.eq(excluded(t::raw)),
+                    t::ingested_at.eq(excluded(t::ingested_at)),
+                    t::deleted_at.eq(None::<chrono::NaiveDateTime>),
+                ))
+                .execute($conn)?;
+            $left -= $n;
+        }
+    };
+}
+pub(crate) use upsert_fixed;
 
 /// Dedupes `$rows` and upserts them in chunks; evaluates to
 /// `Result<UpsertCount, StoreError>`.

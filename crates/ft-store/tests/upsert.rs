@@ -190,3 +190,41 @@ fn raw_json_is_kept_as_received() {
         assert_eq!(stored[0].raw, json(raw), "{}", db.backend());
     }
 }
+
+#[test]
+fn odd_batch_sizes_are_written_completely() {
+    // 1,234 = 1,000 + 2 x 100 + 3 x 10 + 4 x 1: every statement size SQLite uses, and an
+    // update pass over the same ids with one row changed in each run.
+    for db in TestDb::all() {
+        let store = db.store();
+        let page = |final_mark: i64| -> Vec<_> {
+            (1..=1_234)
+                .map(|id| {
+                    let mut row = projects_user(id, id / 7, Some(ts(1)));
+                    row.final_mark = Some(final_mark + id % 3);
+                    row
+                })
+                .collect()
+        };
+        let first = store
+            .apply_page(ApplyPage::rows(Rows::ProjectsUsers(page(50))))
+            .unwrap();
+        assert_eq!(first.written, 1_234, "{}", db.backend());
+        let second = store
+            .apply_page(ApplyPage::rows(Rows::ProjectsUsers(page(90))))
+            .unwrap();
+        assert_eq!(second.written, 1_234, "{}", db.backend());
+        let Rows::ProjectsUsers(stored) = store.load_rows(Table::ProjectsUsers).unwrap() else {
+            panic!("load_rows(ProjectsUsers) returned another table");
+        };
+        assert_eq!(stored.len(), 1_234);
+        for (row, id) in stored.iter().zip(1..) {
+            assert_eq!(
+                (row.id, row.final_mark),
+                (id, Some(90 + id % 3)),
+                "{}",
+                db.backend()
+            );
+        }
+    }
+}

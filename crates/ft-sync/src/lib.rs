@@ -1,1 +1,53 @@
-//! The sync engine: turns "mirror campus N" into durable tasks and runs them within the budget.
+//! The sync engine: turns "mirror campus 1" into durable tasks and runs them within the
+//! API budget, surviving crashes, rate limits and flaky responses.
+//!
+//! ```no_run
+//! # async fn demo(client: ft_api::FtClient, store: ft_store::Store) -> Result<(), ft_sync::SyncError> {
+//! use ft_sync::{Engine, EngineConfig, Mode, SyncRequest, What};
+//! let engine = Engine::new(client, store, EngineConfig::default());
+//! let summary = engine
+//!     .sync(SyncRequest::new(What::Users, Mode::Auto).campuses([1]), ft_sync::progress::discard(), std::future::pending())
+//!     .await?;
+//! println!("{} rows in {} requests", summary.rows_written, summary.requests);
+//! # Ok(()) }
+//! ```
+//!
+//! How it stays correct:
+//! - **Tasks** are rows in the store's queue (pending, running, done, error), each one listing
+//!   over one scope with its window fixed when it was planned. Workers claim them with a lease
+//!   and a fencing token; a worker that lost its lease cannot commit.
+//! - **Pages** are read by keyset (`sort=id`, `range[id]`) so the API's newest-first order and
+//!   rows changing during a read cannot shift page boundaries.
+//! - **Commits** put a page's rows, the cursor advance and the fetch-log row in one transaction.
+//!   A crash at any moment loses nothing and re-reads at most the page in flight.
+//! - **Deltas** read `range[updated_at]=watermark - overlap, plan time`; the watermark moves to
+//!   the plan time only when the whole window was read.
+
+mod config;
+mod engine;
+mod error;
+mod listing;
+mod mapping;
+pub mod progress;
+mod task;
+mod worker;
+
+pub use config::{EngineConfig, Mode, SyncRequest, What};
+pub use engine::{Clock, Engine, PlanSummary, RunSummary};
+pub use error::SyncError;
+pub use progress::{Progress, ProgressTx};
+
+/// Cursor rows written by this version carry this format number.
+pub(crate) const CURSOR_FORMAT: i32 = 1;
+
+/// Runs blocking store work off the async threads.
+pub(crate) async fn blocking<T, F>(f: F) -> error::Result<T>
+where
+    F: FnOnce() -> Result<T, ft_store::StoreError> + Send + 'static,
+    T: Send + 'static,
+{
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => Ok(result?),
+        Err(e) => Err(error::SyncError::Join(e.to_string())),
+    }
+}

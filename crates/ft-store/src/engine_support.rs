@@ -1,0 +1,114 @@
+//! Queue and read helpers the sync engine needs beyond the basic queue API.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use crate::error::StoreError;
+use crate::schema::tasks;
+use crate::store::{Backend, Store, with_conn};
+use crate::tasks::TaskState;
+
+#[derive(QueryableByName)]
+struct Id {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    id: i64,
+}
+
+impl Store {
+    /// The earliest `next_run_at` among pending tasks, or `None` when nothing is pending: how
+    /// long a worker that found nothing runnable should wait.
+    pub fn next_pending_at(&self) -> Result<Option<NaiveDateTime>, StoreError> {
+        with_conn!(self, |conn| tasks::table
+            .filter(tasks::state.eq(TaskState::Pending.as_str()))
+            .select(diesel::dsl::min(tasks::next_run_at))
+            .first::<Option<NaiveDateTime>>(conn)
+            .map_err(StoreError::q("next pending", "tasks")))
+    }
+
+    /// Puts every running task leased to `owner` back to pending, without spending an attempt.
+    ///
+    /// A worker calls this when it starts: tasks its own earlier process held when it died are
+    /// its to resume at once, instead of after their leases expire. The next claim bumps the
+    /// fencing token, so the dead process could not commit even if it came back.
+    pub fn release_leases(&self, owner: &str) -> Result<usize, StoreError> {
+        let now = crate::now();
+        with_conn!(self, |conn| diesel::update(
+            tasks::table
+                .filter(tasks::state.eq(TaskState::Running.as_str()))
+                .filter(tasks::lease_owner.eq(owner))
+        )
+        .set((
+            tasks::state.eq(TaskState::Pending.as_str()),
+            tasks::lease_expires_at.eq(None::<NaiveDateTime>),
+            tasks::last_error.eq(Some("released by its restarted worker")),
+            tasks::updated_at.eq(now),
+        ))
+        .execute(conn)
+        .map_err(StoreError::q("release leases", "tasks")))
+    }
+
+    /// Ends the pending or running tasks with this dedupe key in `error` with `reason` (a
+    /// `--force` run replaces them). A worker still running one loses its fence and cannot
+    /// commit.
+    pub fn cancel_live(&self, dedupe_key: &str, reason: &str) -> Result<usize, StoreError> {
+        let now = crate::now();
+        with_conn!(self, |conn| diesel::update(
+            tasks::table
+                .filter(tasks::dedupe_key.eq(dedupe_key))
+                .filter(
+                    tasks::state.eq_any([TaskState::Pending.as_str(), TaskState::Running.as_str()])
+                )
+        )
+        .set((
+            tasks::state.eq(TaskState::Error.as_str()),
+            tasks::last_error.eq(Some(reason)),
+            tasks::finished_at.eq(Some(now)),
+            tasks::updated_at.eq(now),
+        ))
+        .execute(conn)
+        .map_err(StoreError::q("cancel", "tasks")))
+    }
+
+    /// Ids of live cursus_users in a piscine cursus (`cursus.kind = 'piscine'`) that are active
+    /// at `now` (begun, not ended), optionally only for users with a campus_user in `campuses`;
+    /// sorted. Their `level` changes without touching `updated_at`, so the engine re-reads them
+    /// by id.
+    pub fn active_piscine_cursus_user_ids(
+        &self,
+        campuses: Option<&[i64]>,
+        now: NaiveDateTime,
+    ) -> Result<Vec<i64>, StoreError> {
+        let (p1, p2) = match self.backend() {
+            Backend::Postgres => ("$1", "$2"),
+            Backend::Sqlite => ("?", "?"),
+        };
+        let campus_clause = match campuses {
+            // Ids are integers, so they are written into the statement as they are; binding
+            // them one by one could exceed SQLite's parameter limit for large lists.
+            Some(ids) if !ids.is_empty() => {
+                let list: Vec<String> = ids.iter().map(i64::to_string).collect();
+                format!(
+                    " AND cu.user_id IN (SELECT user_id FROM campus_users \
+                       WHERE deleted_at IS NULL AND campus_id IN ({}))",
+                    list.join(",")
+                )
+            }
+            Some(_) => return Ok(Vec::new()),
+            None => String::new(),
+        };
+        let sql = format!(
+            "SELECT cu.id AS id FROM cursus_users cu \
+             WHERE cu.deleted_at IS NULL \
+               AND cu.cursus_id IN (SELECT id FROM cursus WHERE kind = 'piscine' AND deleted_at IS NULL) \
+               AND (cu.begin_at IS NULL OR cu.begin_at <= {p1}) \
+               AND (cu.end_at IS NULL OR cu.end_at > {p2}){campus_clause} \
+             ORDER BY cu.id"
+        );
+        let ids: Vec<Id> = with_conn!(self, |conn| diesel::sql_query(&sql)
+            .bind::<diesel::sql_types::Timestamp, _>(now)
+            .bind::<diesel::sql_types::Timestamp, _>(now)
+            .load(conn)
+            .map_err(StoreError::q("active piscine ids", "cursus_users")))?;
+        Ok(ids.into_iter().map(|row| row.id).collect())
+    }
+}

@@ -1,0 +1,111 @@
+//! What to sync and how the engine behaves.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Settings of one engine instance; every field has a default that suits a single operator
+/// running from cron against the real API.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Names this process in task leases. A restarted process with the same id takes its own
+    /// unfinished tasks back at once instead of waiting for their leases to expire.
+    pub worker_id: String,
+    /// How long a claimed task stays ours without a heartbeat.
+    pub lease: Duration,
+    /// Delta windows start this much before the last watermark, so rows whose `updated_at`
+    /// was written late by the API (or clocks that disagree) are not missed.
+    pub overlap: Duration,
+    /// How many users of the changed-user queue one relation pass takes (consumed by part 2).
+    pub max_relation_users: usize,
+    /// Tasks run at the same time. They share one request budget, so more only hides latency.
+    pub concurrency: usize,
+    /// Attempts before a task that keeps failing with retryable errors goes to `error`.
+    pub max_attempts: i32,
+    /// Where raw pages are archived (part 2); `None` keeps no archive.
+    pub export_dir: Option<PathBuf>,
+    /// Rows per request. The API clamps to 100.
+    pub per_page: u32,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".to_owned());
+        EngineConfig {
+            worker_id: format!("ft42@{host}"),
+            lease: Duration::from_secs(60),
+            overlap: Duration::from_secs(300),
+            max_relation_users: 25,
+            concurrency: 1,
+            max_attempts: 8,
+            export_dir: None,
+            per_page: 100,
+        }
+    }
+}
+
+/// Which resources a sync covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum What {
+    /// Reference data (campus, cursus, projects, achievements), users, campus_users and
+    /// cursus_users of the chosen campuses.
+    Users,
+    /// projects_users and achievements_users (part 2).
+    Relations,
+    /// Blocs, coalitions and coalitions_users (part 2).
+    Coalitions,
+    /// Locations (part 2).
+    Locations,
+    /// Everything the engine knows how to sync.
+    All,
+}
+
+/// Full listing, delta since the watermark, or whichever applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Mode {
+    /// Read every row of each scope.
+    Full,
+    /// Read rows changed since the scope's watermark (a full read where there is none).
+    Delta,
+    /// Delta where a watermark exists, full elsewhere.
+    Auto,
+}
+
+/// One request to bring part of the mirror up to date.
+#[derive(Debug, Clone)]
+pub struct SyncRequest {
+    /// The resources.
+    pub what: What,
+    /// Full or delta.
+    pub mode: Mode,
+    /// Campus ids; `None` means every campus the API lists.
+    pub campuses: Option<Vec<i64>>,
+    /// Start the chosen scopes again from scratch: drop their cursors and queued tasks.
+    pub force: bool,
+    /// Overrides [`EngineConfig::max_relation_users`] for this request.
+    pub max_relation_users: Option<usize>,
+}
+
+impl SyncRequest {
+    /// A request for `what` in `mode` over every campus.
+    pub fn new(what: What, mode: Mode) -> Self {
+        SyncRequest {
+            what,
+            mode,
+            campuses: None,
+            force: false,
+            max_relation_users: None,
+        }
+    }
+
+    /// Restricts the request to these campuses.
+    pub fn campuses(mut self, ids: impl IntoIterator<Item = i64>) -> Self {
+        self.campuses = Some(ids.into_iter().collect());
+        self
+    }
+
+    /// Starts the chosen scopes from scratch.
+    pub fn force(mut self, force: bool) -> Self {
+        self.force = force;
+        self
+    }
+}

@@ -1,0 +1,520 @@
+//! The engine: plans requests into durable tasks and drives workers over the queue.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use ft_api::{ClientEvent, FtClient};
+use ft_store::{Lane, NewTask, Store, Table, TaskState};
+use tokio::sync::watch;
+
+use crate::blocking;
+use crate::config::{EngineConfig, Mode, SyncRequest, What};
+use crate::error::{Result, SyncError};
+use crate::listing::Listing;
+use crate::progress::{Progress, ProgressTx};
+use crate::task::{PAYLOAD_VERSION, PassMode, TaskPayload, scope_of};
+use crate::worker::{self, Drain, WorkerTally};
+
+/// The clock that fixes delta windows ("changed up to now"). It should agree with the API
+/// server's clock; tests inject the simulator's. Leases and schedules always use real time.
+pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+/// The sync engine. Cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    client: FtClient,
+    store: Store,
+    config: EngineConfig,
+    clock: Clock,
+}
+
+/// What one run of the engine shares between its workers.
+pub(crate) struct Inner {
+    pub(crate) client: FtClient,
+    pub(crate) store: Store,
+    pub(crate) config: RunConfig,
+    pub(crate) progress: ProgressTx,
+}
+
+/// The engine settings a worker reads.
+pub(crate) struct RunConfig {
+    pub(crate) worker_id: String,
+    pub(crate) lease: Duration,
+    pub(crate) per_page: u32,
+    pub(crate) max_attempts: i32,
+}
+
+/// What planning did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PlanSummary {
+    /// Tasks added to the queue.
+    pub enqueued: usize,
+    /// Listings that already had a live task, left as they were.
+    pub already_queued: usize,
+    /// Of the enqueued tasks, how many read a whole scope (no watermark yet, or `--full`).
+    pub full: usize,
+    /// Of the enqueued tasks, how many read only what changed since the watermark.
+    pub delta: usize,
+}
+
+/// What a run did: the CLI prints it and the engine stores it in `sync_runs`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RunSummary {
+    /// Row id in `sync_runs`.
+    pub run_id: i64,
+    /// Tasks completed.
+    pub tasks_done: u64,
+    /// Tasks that ended in `error`.
+    pub tasks_failed: u64,
+    /// Tasks parked or scheduled for a retry, still pending.
+    pub tasks_pending: u64,
+    /// Rows upserted.
+    pub rows_written: u64,
+    /// Pages committed.
+    pub pages: u64,
+    /// HTTP requests sent, token requests included.
+    pub requests: u64,
+    /// 429 responses received (zero when pacing works).
+    pub responses_429: u64,
+    /// Time spent waiting for budget or backing off.
+    #[serde(with = "duration_ms")]
+    pub waited: Duration,
+    /// One line per failed task.
+    pub errors: Vec<String>,
+}
+
+mod duration_ms {
+    pub(super) fn serialize<S: serde::Serializer>(
+        d: &std::time::Duration,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis() as u64)
+    }
+}
+
+impl Engine {
+    /// An engine over this client and store.
+    pub fn new(client: FtClient, store: Store, config: EngineConfig) -> Self {
+        Engine {
+            client,
+            store,
+            config,
+            clock: Arc::new(Utc::now),
+        }
+    }
+
+    /// Replaces the wall clock (tests use the simulator's clock, whose "now" is not ours).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The store this engine writes to.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The client this engine spends budget through.
+    pub fn client(&self) -> &FtClient {
+        &self.client
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        (self.clock)()
+    }
+
+    /// Turns a request into queued tasks, one per listing and scope, each with its window
+    /// fixed now. Campus-scoped listings need campus ids: with `campuses: None`, the campuses
+    /// already in the store are used (see [`Engine::sync`], which fetches them first).
+    pub async fn plan(&self, req: &SyncRequest) -> Result<PlanSummary> {
+        let listings = listings_for(req.what)?;
+        let campuses = match &req.campuses {
+            Some(ids) => ids.clone(),
+            None => self.known_campuses().await?,
+        };
+        self.plan_listings(req, &listings, &campuses).await
+    }
+
+    async fn known_campuses(&self) -> Result<Vec<i64>> {
+        let store = self.store.clone();
+        let rows = blocking(move || store.raw_rows(Table::Campuses)).await?;
+        Ok(rows
+            .into_iter()
+            .filter(|r| r.deleted_at.is_none())
+            .map(|r| r.id)
+            .collect())
+    }
+
+    async fn plan_listings(
+        &self,
+        req: &SyncRequest,
+        listings: &[Listing],
+        campuses: &[i64],
+    ) -> Result<PlanSummary> {
+        let now = self.now();
+        let overlap = chrono::Duration::from_std(self.config.overlap).unwrap_or_default();
+        let mut summary = PlanSummary::default();
+        let mut tasks = Vec::new();
+        let mut modes = Vec::new();
+        // Piscine levels are re-read only on top of deltas: a full read of cursus_users
+        // already has every level.
+        let mut cursus_users_full = req.mode == Mode::Full;
+        for &listing in listings {
+            if listing == Listing::PiscineLevels && cursus_users_full {
+                continue;
+            }
+            let scopes: Vec<Option<i64>> = if listing.campus_scoped() {
+                campuses.iter().copied().map(Some).collect()
+            } else {
+                vec![None]
+            };
+            for campus_id in scopes {
+                let resource = listing.as_str();
+                let scope = scope_of(campus_id);
+                let store = self.store.clone();
+                let force = req.force;
+                let key = format!("{resource}:{scope}");
+                let cursor = {
+                    let (r, s, k) = (resource.to_owned(), scope.clone(), key.clone());
+                    blocking(move || {
+                        if force {
+                            store.cancel_live(&k, "replaced by a --force run")?;
+                            store.delete_cursor(&r, &s)?;
+                        }
+                        store.cursor(&r, &s)
+                    })
+                    .await?
+                };
+                let watermark = cursor.and_then(|c| c.watermark).map(|w| w.and_utc());
+                let delta_since = match (req.mode, watermark) {
+                    (Mode::Full, _) | (_, None) => None,
+                    (Mode::Delta | Mode::Auto, Some(w)) if listing.has_updated_at() => {
+                        Some(w - overlap)
+                    }
+                    _ => None,
+                };
+                let mode = if delta_since.is_some() {
+                    PassMode::Delta
+                } else {
+                    PassMode::Full
+                };
+                if listing == Listing::CursusUsers && mode == PassMode::Full {
+                    cursus_users_full = true;
+                }
+                let payload = TaskPayload {
+                    version: PAYLOAD_VERSION,
+                    listing,
+                    campus_id,
+                    ids: match (listing, &req.campuses) {
+                        (Listing::Campuses | Listing::PiscineLevels, Some(ids)) => {
+                            Some(ids.clone())
+                        }
+                        _ => None,
+                    },
+                    mode,
+                    since: delta_since,
+                    until: now,
+                    enqueue_changed_users: mode == PassMode::Delta && listing == Listing::Users,
+                };
+                let task = NewTask {
+                    kind: resource.to_owned(),
+                    scope: scope.clone(),
+                    payload: serde_json::to_value(&payload).map_err(|e| SyncError::Data {
+                        what: "task payload".to_owned(),
+                        detail: e.to_string(),
+                    })?,
+                    lane: if mode == PassMode::Full {
+                        Lane::Backfill
+                    } else {
+                        Lane::Hot
+                    },
+                    priority: listing.priority(),
+                    // Queue times are real time; `now` (the data clock) only bounds windows.
+                    next_run_at: Utc::now().naive_utc(),
+                    dedupe_key: Some(key),
+                };
+                modes.push(mode);
+                tasks.push(task);
+            }
+        }
+        // One transaction for the whole plan: a crash while planning leaves all of it or none.
+        let store = self.store.clone();
+        let ids = blocking(move || store.enqueue_all(&tasks)).await?;
+        for (id, mode) in ids.into_iter().zip(modes) {
+            match id {
+                Some(_) => {
+                    summary.enqueued += 1;
+                    match mode {
+                        PassMode::Full => summary.full += 1,
+                        PassMode::Delta => summary.delta += 1,
+                    }
+                }
+                None => summary.already_queued += 1,
+            }
+        }
+        tracing::info!(
+            enqueued = summary.enqueued,
+            already_queued = summary.already_queued,
+            full = summary.full,
+            delta = summary.delta,
+            "sync planned"
+        );
+        Ok(summary)
+    }
+
+    /// Plans `req` and runs the queue until no task is left, then records the run.
+    ///
+    /// Reference data (campuses among it) is synced first, so that a request for every campus
+    /// knows which campuses there are. `shutdown` finishing makes the workers finish the page
+    /// in flight, commit it, park their tasks and return.
+    pub async fn sync(
+        &self,
+        req: SyncRequest,
+        progress: ProgressTx,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<RunSummary> {
+        let listings = listings_for(req.what)?;
+        let run = RunHandle::start(self, "sync", &req).await?;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let work = async {
+            let mut tally = WorkerTally::default();
+            match &req.campuses {
+                // Campuses known: the whole plan goes into the queue in one transaction, so a
+                // crash at any moment leaves either all of it (a worker finishes it) or none.
+                Some(campuses) => {
+                    self.plan_listings(&req, &listings, campuses).await?;
+                }
+                // Every campus: sync the reference data first, to learn which campuses exist.
+                None => {
+                    let (globals, scoped): (Vec<Listing>, Vec<Listing>) =
+                        listings.iter().partition(|l| !l.after_campuses());
+                    self.plan_listings(&req, &globals, &[]).await?;
+                    tally.absorb(
+                        self.drain(&progress, stop_rx.clone(), Drain::UntilIdle)
+                            .await?,
+                    );
+                    if *stop_rx.borrow() {
+                        return Ok(tally);
+                    }
+                    let campuses = self.known_campuses().await?;
+                    self.plan_listings(&req, &scoped, &campuses).await?;
+                }
+            }
+            tally.absorb(
+                self.drain(&progress, stop_rx.clone(), Drain::UntilIdle)
+                    .await?,
+            );
+            Ok(tally)
+        };
+        let result = until_shutdown(work, shutdown, stop_tx).await;
+        run.finish(self, result).await
+    }
+
+    /// Runs queued tasks until none is runnable (`once`) or none is pending at all, and
+    /// records the run. This is what `ft42 worker` does.
+    pub async fn run_until_idle(
+        &self,
+        once: bool,
+        progress: ProgressTx,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<RunSummary> {
+        let run = RunHandle::start(self, "worker", &()).await?;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let drain = if once { Drain::Once } else { Drain::UntilIdle };
+        let result = until_shutdown(self.drain(&progress, stop_rx, drain), shutdown, stop_tx).await;
+        run.finish(self, result).await
+    }
+
+    async fn drain(
+        &self,
+        progress: &ProgressTx,
+        stop: watch::Receiver<bool>,
+        drain: Drain,
+    ) -> Result<WorkerTally> {
+        let inner = Arc::new(Inner {
+            client: self.client.clone(),
+            store: self.store.clone(),
+            config: RunConfig {
+                worker_id: self.config.worker_id.clone(),
+                lease: self.config.lease,
+                per_page: self.config.per_page,
+                max_attempts: self.config.max_attempts,
+            },
+            progress: progress.clone(),
+        });
+        // Tasks this worker id held when its process died are ours again at once: waiting for
+        // their leases to expire would only delay the restart.
+        {
+            let store = self.store.clone();
+            let owner = self.config.worker_id.clone();
+            blocking(move || store.release_leases(&owner)).await?;
+        }
+        let forward = forward_waits(&self.client, progress.clone());
+        let workers = self.config.concurrency.max(1);
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..workers {
+            set.spawn(worker::work(inner.clone(), stop.clone(), drain));
+        }
+        let mut tally = WorkerTally::default();
+        let mut first_err = None;
+        while let Some(joined) = set.join_next().await {
+            match joined {
+                Ok(Ok(t)) => tally.absorb(t),
+                Ok(Err(e)) => {
+                    first_err.get_or_insert(e);
+                }
+                Err(e) => {
+                    first_err.get_or_insert(SyncError::Join(e.to_string()));
+                }
+            }
+        }
+        forward.abort();
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(tally),
+        }
+    }
+}
+
+/// Which listings a request covers. Parts not built yet are an error, never a silent no-op.
+fn listings_for(what: What) -> Result<Vec<Listing>> {
+    match what {
+        What::Users | What::All => Ok(Listing::PART_ONE.to_vec()),
+        What::Relations | What::Coalitions | What::Locations => Err(SyncError::Data {
+            what: format!("sync {what:?}").to_lowercase(),
+            detail: "this resource is not synced by this version yet; `sync users` covers campuses, cursus, projects, achievements, users, campus_users and cursus_users".to_owned(),
+        }),
+    }
+}
+
+/// Runs `work`; when `shutdown` completes first, tells the workers to stop after their current
+/// page and keeps waiting for them.
+async fn until_shutdown<T>(
+    work: impl Future<Output = T>,
+    shutdown: impl Future<Output = ()>,
+    stop: watch::Sender<bool>,
+) -> T {
+    tokio::pin!(work);
+    tokio::pin!(shutdown);
+    let mut asked = false;
+    loop {
+        tokio::select! {
+            out = &mut work => return out,
+            _ = &mut shutdown, if !asked => {
+                asked = true;
+                tracing::info!("shutdown asked: finishing the pages in flight");
+                let _ = stop.send(true);
+            }
+        }
+    }
+}
+
+/// Shows the client's waits for budget as progress, so a paced run looks waiting, not stuck.
+fn forward_waits(client: &FtClient, progress: ProgressTx) -> tokio::task::JoinHandle<()> {
+    let mut events = client.subscribe();
+    tokio::spawn(async move {
+        loop {
+            match events.recv().await {
+                Ok(ClientEvent::RateWait { wait, .. }) if wait >= Duration::from_millis(250) => {
+                    let _ = progress.send(Progress::Waiting {
+                        wait,
+                        reason: "request budget".to_owned(),
+                    });
+                }
+                Ok(ClientEvent::Retry { wait, .. }) => {
+                    let _ = progress.send(Progress::Waiting {
+                        wait,
+                        reason: "retrying after an API error".to_owned(),
+                    });
+                }
+                Ok(_) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    })
+}
+
+/// A row in `sync_runs` plus the client counters at its start.
+struct RunHandle {
+    id: i64,
+    before: ft_api::ClientStats,
+}
+
+impl RunHandle {
+    async fn start(
+        engine: &Engine,
+        kind: &'static str,
+        params: &impl std::fmt::Debug,
+    ) -> Result<RunHandle> {
+        let store = engine.store.clone();
+        let params = serde_json::json!({ "request": format!("{params:?}") });
+        let id = blocking(move || store.start_run(kind, &params)).await?;
+        Ok(RunHandle {
+            id,
+            before: engine.client.stats(),
+        })
+    }
+
+    async fn finish(self, engine: &Engine, result: Result<WorkerTally>) -> Result<RunSummary> {
+        let after = engine.client.stats();
+        let (tally, error) = match result {
+            Ok(t) => (t, None),
+            Err(e) => (WorkerTally::default(), Some(e)),
+        };
+        let store = engine.store.clone();
+        let pending = blocking(move || store.task_counts())
+            .await
+            .map(|counts| {
+                counts
+                    .iter()
+                    .filter(|c| c.1 == TaskState::Pending)
+                    .map(|c| c.2 as u64)
+                    .sum()
+            })
+            .unwrap_or(0);
+        let summary = RunSummary {
+            run_id: self.id,
+            tasks_done: tally.done,
+            tasks_failed: tally.failed,
+            tasks_pending: pending,
+            rows_written: tally.rows,
+            pages: tally.pages,
+            requests: after.requests.saturating_sub(self.before.requests),
+            responses_429: after
+                .responses_429
+                .saturating_sub(self.before.responses_429),
+            waited: after.wait_time.saturating_sub(self.before.wait_time),
+            errors: tally.errors.clone(),
+        };
+        let status = match (&error, summary.tasks_failed) {
+            (Some(_), _) => "error",
+            (None, 0) => "ok",
+            (None, _) => "partial",
+        };
+        let mut json = serde_json::to_value(&summary).unwrap_or_default();
+        if let Some(e) = &error {
+            json["error"] = serde_json::Value::String(e.to_string());
+        }
+        let store = engine.store.clone();
+        let id = self.id;
+        blocking(move || store.finish_run(id, status, &json)).await?;
+        tracing::info!(
+            run_id = id,
+            status,
+            rows = summary.rows_written,
+            requests = summary.requests,
+            "run finished"
+        );
+        match error {
+            Some(e) => Err(e),
+            None if summary.tasks_failed > 0 => Err(SyncError::TasksFailed {
+                failed: summary.tasks_failed as usize,
+                first: summary.errors.first().cloned().unwrap_or_default(),
+            }),
+            None => Ok(summary),
+        }
+    }
+}

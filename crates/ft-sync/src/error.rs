@@ -1,0 +1,61 @@
+//! The engine's error type.
+
+use ft_api::ApiError;
+use ft_store::StoreError;
+
+/// Why a sync could not go on.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SyncError {
+    /// The API refused our credentials, or could not be reached at all.
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A blocking database call panicked or was cancelled.
+    #[error("database worker thread failed: {0}")]
+    Join(String),
+    /// The API sent something the engine cannot store (a malformed row, an impossible cursor).
+    #[error("{what}: {detail}")]
+    Data {
+        /// What the engine was doing.
+        what: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// Another worker took over our task; nothing was written.
+    #[error("lease on task {task_id} was lost to another worker; its work was not committed")]
+    LeaseLost {
+        /// The task.
+        task_id: i64,
+    },
+    /// Some tasks ended in `error`; the rest of the run went on.
+    #[error("{failed} task(s) failed: {first}")]
+    TasksFailed {
+        /// How many.
+        failed: usize,
+        /// The first failure's message.
+        first: String,
+    },
+}
+
+impl SyncError {
+    /// The client credentials were rejected: nothing will work until an operator fixes them.
+    pub fn is_auth(&self) -> bool {
+        matches!(self, SyncError::Api(e) if e.is_auth())
+    }
+
+    /// The API could not be reached or kept failing.
+    pub fn is_api_unavailable(&self) -> bool {
+        matches!(self, SyncError::Api(e) if !e.is_auth())
+    }
+
+    /// The database failed.
+    pub fn is_database(&self) -> bool {
+        matches!(self, SyncError::Store(_) | SyncError::Join(_))
+    }
+}
+
+/// Shorthand used across the crate.
+pub(crate) type Result<T, E = SyncError> = std::result::Result<T, E>;

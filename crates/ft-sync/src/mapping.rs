@@ -1,0 +1,236 @@
+//! API models to store rows: the one place that knows both shapes.
+//!
+//! Each function maps a whole page. The row keeps the item's JSON exactly as received (`raw`),
+//! beside the typed columns people query. Timestamps are stored as UTC.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use ft_api::Page;
+use ft_api::models::{Achievement, Campus, CampusUser, Cursus, CursusUser, Project, User};
+use ft_store::Rows;
+use ft_store::rows::{
+    AchievementRow, CampusRow, CampusUserRow, CursusRow, CursusUserRow, ProjectRow, UserRow,
+};
+
+use crate::error::Result;
+
+/// One page turned into rows, with what the pass needs to know about it.
+#[derive(Debug)]
+pub(crate) struct Mapped {
+    /// The rows to upsert.
+    pub(crate) rows: Rows,
+    /// The largest id on the page: the keyset position after it.
+    pub(crate) max_id: Option<i64>,
+    /// Users this page brought in or changed (for the relation queue).
+    pub(crate) user_ids: Vec<i64>,
+}
+
+fn ts(t: Option<DateTime<Utc>>) -> Option<NaiveDateTime> {
+    t.map(|t| t.naive_utc())
+}
+
+fn raw<M>(page: &Page<M>, i: usize) -> String {
+    page.raw[i].get().to_owned()
+}
+
+/// A foreign id the row cannot be stored without: its absence is a decode error for the page,
+/// never a silently dropped or zeroed row.
+fn required(value: Option<i64>, what: &str, id: i64, field: &str) -> Result<i64> {
+    value.ok_or_else(|| crate::error::SyncError::Data {
+        what: format!("{what} {id}"),
+        detail: format!("`{field}` is missing or null"),
+    })
+}
+
+fn max_id(ids: impl Iterator<Item = i64>) -> Option<i64> {
+    ids.max()
+}
+
+pub(crate) fn campuses(page: &Page<Campus>) -> Result<Mapped> {
+    let rows: Vec<CampusRow> = page
+        .items
+        .iter()
+        .enumerate()
+        .map(|(i, c)| CampusRow {
+            id: c.id,
+            name: c.name.clone().unwrap_or_default(),
+            time_zone: c.time_zone.clone(),
+            country: c.country.clone(),
+            city: c.city.clone(),
+            active: c.active,
+            public: c.public,
+            users_count: c.users_count,
+            raw: raw(page, i),
+        })
+        .collect();
+    Ok(Mapped {
+        max_id: max_id(rows.iter().map(|r| r.id)),
+        rows: Rows::Campuses(rows),
+        user_ids: Vec::new(),
+    })
+}
+
+pub(crate) fn cursus(page: &Page<Cursus>) -> Result<Mapped> {
+    let rows: Vec<CursusRow> = page
+        .items
+        .iter()
+        .enumerate()
+        .map(|(i, c)| CursusRow {
+            id: c.id,
+            name: c.name.clone(),
+            slug: c.slug.clone(),
+            kind: c.kind.clone(),
+            created_at: ts(c.created_at),
+            raw: raw(page, i),
+        })
+        .collect();
+    Ok(Mapped {
+        max_id: max_id(rows.iter().map(|r| r.id)),
+        rows: Rows::Cursus(rows),
+        user_ids: Vec::new(),
+    })
+}
+
+pub(crate) fn projects(page: &Page<Project>) -> Result<Mapped> {
+    let rows: Vec<ProjectRow> = page
+        .items
+        .iter()
+        .enumerate()
+        .map(|(i, p)| ProjectRow {
+            id: p.id,
+            name: p.name.clone(),
+            slug: p.slug.clone(),
+            difficulty: p.difficulty,
+            parent_id: p.parent.as_ref().map(|parent| parent.id),
+            exam: p.exam,
+            created_at: ts(p.created_at),
+            updated_at: ts(p.updated_at),
+            raw: raw(page, i),
+        })
+        .collect();
+    Ok(Mapped {
+        max_id: max_id(rows.iter().map(|r| r.id)),
+        rows: Rows::Projects(rows),
+        user_ids: Vec::new(),
+    })
+}
+
+pub(crate) fn achievements(page: &Page<Achievement>) -> Result<Mapped> {
+    let rows: Vec<AchievementRow> = page
+        .items
+        .iter()
+        .enumerate()
+        .map(|(i, a)| AchievementRow {
+            id: a.id,
+            name: a.name.clone(),
+            description: a.description.clone(),
+            tier: a.tier.clone(),
+            kind: a.kind.clone(),
+            visible: a.visible,
+            image: a.image.clone(),
+            nbr_of_success: a.nbr_of_success,
+            parent_id: a
+                .parent
+                .as_ref()
+                .and_then(|parent| parent.get("id"))
+                .and_then(serde_json::Value::as_i64),
+            raw: raw(page, i),
+        })
+        .collect();
+    Ok(Mapped {
+        max_id: max_id(rows.iter().map(|r| r.id)),
+        rows: Rows::Achievements(rows),
+        user_ids: Vec::new(),
+    })
+}
+
+pub(crate) fn users(page: &Page<User>) -> Result<Mapped> {
+    let rows: Vec<UserRow> = page
+        .items
+        .iter()
+        .enumerate()
+        .map(|(i, u)| UserRow {
+            id: u.id,
+            login: u.login.clone().unwrap_or_default(),
+            email: u.email.clone(),
+            first_name: u.first_name.clone(),
+            last_name: u.last_name.clone(),
+            usual_full_name: u.usual_full_name.clone(),
+            displayname: u.displayname.clone(),
+            kind: u.kind.clone(),
+            staff: u.staff,
+            pool_month: u.pool_month.clone(),
+            pool_year: u.pool_year.clone(),
+            location: u.location.clone(),
+            wallet: u.wallet,
+            correction_point: u.correction_point,
+            alumni: u.alumni,
+            active: u.active,
+            image_url: u.image.as_ref().and_then(|img| img.link.clone()),
+            anonymize_date: ts(u.anonymize_date),
+            data_erasure_date: ts(u.data_erasure_date),
+            alumnized_at: ts(u.alumnized_at),
+            created_at: ts(u.created_at),
+            updated_at: ts(u.updated_at),
+            raw: raw(page, i),
+        })
+        .collect();
+    let user_ids = rows.iter().map(|r| r.id).collect();
+    Ok(Mapped {
+        max_id: max_id(rows.iter().map(|r| r.id)),
+        rows: Rows::Users(rows),
+        user_ids,
+    })
+}
+
+pub(crate) fn campus_users(page: &Page<CampusUser>) -> Result<Mapped> {
+    let mut rows = Vec::with_capacity(page.items.len());
+    for (i, c) in page.items.iter().enumerate() {
+        rows.push(CampusUserRow {
+            id: c.id,
+            user_id: required(c.user_id, "campus_user", c.id, "user_id")?,
+            campus_id: required(c.campus_id, "campus_user", c.id, "campus_id")?,
+            is_primary: c.is_primary,
+            created_at: ts(c.created_at),
+            updated_at: ts(c.updated_at),
+            raw: raw(page, i),
+        });
+    }
+    Ok(Mapped {
+        max_id: max_id(rows.iter().map(|r| r.id)),
+        rows: Rows::CampusUsers(rows),
+        user_ids: Vec::new(),
+    })
+}
+
+pub(crate) fn cursus_users(page: &Page<CursusUser>) -> Result<Mapped> {
+    let mut rows = Vec::with_capacity(page.items.len());
+    for (i, c) in page.items.iter().enumerate() {
+        let user_id =
+            c.user
+                .as_ref()
+                .map(|u| u.id)
+                .ok_or_else(|| crate::error::SyncError::Data {
+                    what: format!("cursus_user {}", c.id),
+                    detail: "no user id (neither `user_id` nor an embedded `user`)".to_owned(),
+                })?;
+        rows.push(CursusUserRow {
+            id: c.id,
+            user_id,
+            cursus_id: required(c.cursus_id, "cursus_user", c.id, "cursus_id")?,
+            grade: c.grade.clone(),
+            level: c.level,
+            begin_at: ts(c.begin_at),
+            end_at: ts(c.end_at),
+            blackholed_at: ts(c.blackholed_at),
+            has_coalition: c.has_coalition,
+            created_at: ts(c.created_at),
+            updated_at: ts(c.updated_at),
+            raw: raw(page, i),
+        });
+    }
+    Ok(Mapped {
+        max_id: max_id(rows.iter().map(|r| r.id)),
+        rows: Rows::CursusUsers(rows),
+        user_ids: Vec::new(),
+    })
+}

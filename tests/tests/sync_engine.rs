@@ -1,0 +1,212 @@
+//! The engine against the simulator, on SQLite and PostgreSQL: full sync equals the truth,
+//! deltas bring drift back, interruptions resume without loss, faults cost no rows.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Embedded, assert_part_one_matches};
+use ft_sim::{Drift, Faults};
+use ft_store::Table;
+use ft_store::test_support::TestDb;
+use ft_sync::{Mode, SyncRequest, What, progress};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_sync_of_two_campuses_equals_the_truth_on_both_backends() {
+    let sim = common::sim(7, 2, 60).await;
+    for db in TestDb::all() {
+        let client = common::client_for(&sim, common::test_limits());
+        let engine = common::engine(&sim, client, db.store().clone());
+        let summary = engine
+            .sync(
+                SyncRequest::new(What::Users, Mode::Full).campuses([1, 2]),
+                progress::discard(),
+                std::future::pending(),
+            )
+            .await
+            .expect("full sync succeeds");
+        assert_eq!(summary.tasks_failed, 0);
+        assert_eq!(summary.responses_429, 0);
+        assert!(summary.rows_written > 0);
+        assert_part_one_matches(db.store(), &sim, Embedded::Exact);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delta_after_drift_restores_the_truth_and_costs_one_request_per_quiet_scope() {
+    for db in TestDb::all() {
+        // A simulator per backend: drift from one round would fall inside the next round's
+        // overlap window and be read again, rightly.
+        let sim = common::sim(11, 2, 50).await;
+        let client = common::client_for(&sim, common::test_limits());
+        let engine = common::engine(&sim, client, db.store().clone());
+        let req = SyncRequest::new(What::Users, Mode::Auto).campuses([1, 2]);
+        engine
+            .sync(req.clone(), progress::discard(), std::future::pending())
+            .await
+            .expect("first sync");
+
+        // Nothing changed: every scope costs exactly one request.
+        let quiet = engine
+            .sync(req.clone(), progress::discard(), std::future::pending())
+            .await
+            .expect("quiet delta");
+        // Listings without `updated_at` (campuses, cursus, achievements) are re-read whole, and
+        // so are active piscine cursus_users (by id); every other scope reads nothing.
+        let truth = sim.truth();
+        let unwindowed = ["campuses", "cursus", "achievements"]
+            .iter()
+            .map(|t| truth.table(t).len())
+            .sum::<usize>();
+        let piscine = common::active_piscine_cursus_users(&sim);
+        assert_eq!(
+            quiet.rows_written as usize,
+            unwindowed + piscine,
+            "only unwindowed listings re-read rows"
+        );
+        // 4 global listings (campuses, cursus, projects, achievements) + 3 per campus, plus the
+        // re-read of active piscine cursus_users by id (100 per request).
+        assert_eq!(
+            quiet.pages,
+            4 + 3 * 2 + (piscine as u64).div_ceil(100),
+            "one page per scope"
+        );
+
+        sim.drift(Drift {
+            update_fraction: 0.2,
+            new_users: 5,
+            ..Drift::default()
+        });
+        let delta = engine
+            .sync(req.clone(), progress::discard(), std::future::pending())
+            .await
+            .expect("delta after drift");
+        assert!(delta.rows_written > 0, "the delta brought the changes in");
+        assert_part_one_matches(db.store(), &sim, Embedded::Ignore);
+
+        // Users that the delta brought in were queued for a relation refresh.
+        assert!(db.store().relation_queue_len().expect("queue length") > 0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_sync_resumes_where_it_stopped_without_refetching() {
+    let sim = common::sim(13, 1, 450).await;
+    let db = TestDb::sqlite();
+    let client = common::client_for(&sim, common::test_limits());
+    let engine = common::engine(&sim, client, db.store().clone());
+    let req = SyncRequest::new(What::Users, Mode::Full).campuses([1]);
+    let _ = &req;
+
+    // Stop the first run as soon as its sixth page is committed: the four reference listings
+    // take one page each, so this lands inside the users listing (5 pages of 100).
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let stop = async move {
+        let mut pages = 0;
+        while let Some(event) = rx.recv().await {
+            if matches!(event, ft_sync::Progress::Page { .. }) {
+                pages += 1;
+                if pages == 6 {
+                    return;
+                }
+            }
+        }
+        std::future::pending::<()>().await
+    };
+    let first = engine
+        .sync(req.clone(), tx, stop)
+        .await
+        .expect("interrupted run ends cleanly");
+    assert!(
+        first.tasks_pending > 0,
+        "the interrupted task is parked, not lost"
+    );
+
+    // The restart works the queue, as `ft42 worker` does: the parked task resumes.
+    let second = engine
+        .run_until_idle(false, progress::discard(), std::future::pending())
+        .await
+        .expect("resumed run");
+    assert_part_one_matches(db.store(), &sim, Embedded::Exact);
+    // Keyset paging and a clean stop (the page in flight is committed before stopping): both
+    // runs together read each page exactly once.
+    assert_eq!(
+        first.pages + second.pages,
+        common::lower_bound_requests(&sim)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_cost_requests_but_no_rows_and_pacing_causes_no_429() {
+    let sim = common::sim(17, 2, 80).await;
+    sim.set_faults(Faults {
+        error_5xx_rate: 0.10,
+        revoke_token_every: Some(150),
+        malformed_rate: 0.02,
+        ..Faults::default()
+    });
+    for db in TestDb::all() {
+        let client = common::client_for(&sim, common::test_limits());
+        let engine = common::engine(&sim, client, db.store().clone());
+        let summary = engine
+            .sync(
+                SyncRequest::new(What::Users, Mode::Full).campuses([1, 2]),
+                progress::discard(),
+                std::future::pending(),
+            )
+            .await
+            .expect("sync survives the faults");
+        assert_eq!(summary.tasks_failed, 0);
+        assert_part_one_matches(db.store(), &sim, Embedded::Exact);
+    }
+    let limits = common::test_limits();
+    assert_eq!(sim.count_status(429), 0, "our pacing caused no 429");
+    assert!(sim.max_in_window(limits.second_window) <= limits.per_second as usize);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_campus_fails_its_tasks_and_the_rest_of_the_run_goes_on() {
+    let sim = common::sim(19, 1, 30).await;
+    let db = TestDb::sqlite();
+    let client = common::client_for(&sim, common::test_limits());
+    let engine = common::engine(&sim, client, db.store().clone());
+    let err = engine
+        .sync(
+            SyncRequest::new(What::Users, Mode::Full).campuses([1, 999]),
+            progress::discard(),
+            std::future::pending(),
+        )
+        .await
+        .expect_err("campus 999 does not exist");
+    assert!(
+        matches!(err, ft_sync::SyncError::TasksFailed { .. }),
+        "{err}"
+    );
+    // Campus 1 was synced all the same.
+    let users = db.store().count(Table::Users, false).expect("count");
+    assert_eq!(users as usize, sim.truth().table("users").len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relation_and_later_resources_are_refused_clearly_until_they_exist() {
+    let sim = common::sim(23, 1, 5).await;
+    let db = TestDb::sqlite();
+    let engine = common::engine(
+        &sim,
+        common::client_for(&sim, common::test_limits()),
+        db.store().clone(),
+    );
+    let err = engine
+        .sync(
+            SyncRequest::new(What::Locations, Mode::Auto),
+            progress::discard(),
+            std::future::pending(),
+        )
+        .await
+        .expect_err("not built yet");
+    assert!(
+        err.to_string().contains("not synced by this version"),
+        "{err}"
+    );
+    let _ = Duration::ZERO;
+}
