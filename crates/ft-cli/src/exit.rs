@@ -118,6 +118,17 @@ fn classify_one(cause: &(dyn std::error::Error + 'static)) -> Option<Exit> {
     if let Some(c) = cause.downcast_ref::<crate::config::ConfigError>() {
         return Some(c.exit());
     }
+    if let Some(e) = cause.downcast_ref::<ft_sync::SyncError>() {
+        return Some(if e.is_auth() {
+            Exit::Auth
+        } else if e.is_database() {
+            Exit::Database
+        } else if e.is_api_unavailable() {
+            Exit::ApiUnavailable
+        } else {
+            Exit::Other
+        });
+    }
     if let Some(e) = cause.downcast_ref::<ft_api::ApiError>() {
         return Some(api_exit(e));
     }

@@ -17,6 +17,7 @@ pub mod config;
 pub mod exit;
 pub mod logging;
 pub mod progress;
+pub mod report;
 pub mod schedule;
 
 pub use cli::Cli;
@@ -75,7 +76,11 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<Exit> {
         Command::Migrate => commands::migrate::migrate(&settings).await,
         Command::Token(TokenCommand::Check(args)) => commands::token::check(&settings, &args).await,
         Command::Sim(SimCommand::Serve(args)) => commands::sim::serve(&args).await,
+        Command::Sync(args) => commands::sync::sync(&settings, &args).await,
+        Command::Worker(args) => commands::sync::worker(&settings, &args).await,
         Command::Status(args) => commands::status::status(&settings, &args).await,
+        Command::Daemon(_) => commands::daemon::daemon(&settings).await,
+        Command::Demo(args) => commands::demo::demo(&settings, &args).await,
         other => Err(exit::Classified::error(
             Exit::Other,
             format!(

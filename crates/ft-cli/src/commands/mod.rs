@@ -1,8 +1,11 @@
 //! One module per command; each returns `anyhow::Result<Exit>`.
 
 pub(crate) mod cron;
+pub(crate) mod daemon;
+pub(crate) mod demo;
 pub(crate) mod migrate;
 pub(crate) mod sim;
 pub(crate) mod status;
 pub(crate) mod support;
+pub(crate) mod sync;
 pub(crate) mod token;
