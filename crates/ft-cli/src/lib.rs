@@ -29,6 +29,7 @@ use config::Settings;
 /// Loads settings, installs logging, runs the command on a tokio runtime, prints a failure as
 /// one line and returns its exit code.
 pub fn launch(cli: Cli) -> Exit {
+    install_panic_hook();
     let settings = match Settings::load(&cli.global) {
         Ok(settings) => settings,
         Err(err) => return report(&anyhow::Error::new(err)),
@@ -54,6 +55,29 @@ pub fn launch(cli: Cli) -> Exit {
         Ok(exit) => exit,
         Err(err) => report(&err),
     }
+}
+
+/// Replaces the panic output: a closed stdout (`ft42 status | head`) ends the process quietly
+/// with success, like other Unix tools; any other panic is a bug and prints one line, without
+/// a backtrace, and exits 1.
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("unknown panic");
+        if message.starts_with("failed printing to std") && message.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        let place = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!("ft42: internal error (a bug, please report it): {message}{place}");
+        std::process::exit(Exit::Other.code());
+    }));
 }
 
 /// Prints the one-line message, records the failure in the log files, and returns its class.
