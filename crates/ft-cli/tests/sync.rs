@@ -66,8 +66,11 @@ async fn daemon_stops_cleanly_on_sigterm_mid_sync() {
         .seed(11)
         .campuses(2)
         .users_per_campus(150)
+        // A large hourly budget: a fresh client paces itself conservatively against the
+        // hourly window, which would make the resumed run slow without testing anything more.
         .limits(ft_sim::Limits {
             per_second: 5,
+            per_hour: 20_000,
             ..ft_sim::Limits::default()
         })
         .start()
@@ -81,6 +84,7 @@ async fn daemon_stops_cleanly_on_sigterm_mid_sync() {
         .env("FT42_CLIENT_ID", &creds.client_id)
         .env("FT42_CLIENT_SECRET", &creds.client_secret)
         .env("FT42_RATE_PER_SECOND", "5")
+        .env("FT42_RATE_PER_HOUR", "20000")
         .env("FT42_LOG_DIR", sb.file("logs"))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -137,7 +141,9 @@ async fn daemon_stops_cleanly_on_sigterm_mid_sync() {
     let resumed = Instant::now();
     let mut cmd = sb.ft42();
     point_at(&mut cmd, &sim);
-    cmd.args(["sync", "users"]).env("FT42_RATE_PER_SECOND", "5");
+    cmd.args(["sync", "users"])
+        .env("FT42_RATE_PER_SECOND", "5")
+        .env("FT42_RATE_PER_HOUR", "20000");
     run(cmd).await.success();
     eprintln!("resumed sync took {:?}", resumed.elapsed());
     assert_eq!(
