@@ -66,8 +66,8 @@ async fn daemon_stops_cleanly_on_sigterm_mid_sync() {
         .seed(11)
         .campuses(2)
         .users_per_campus(150)
-        // A large hourly budget: a fresh client paces itself conservatively against the
-        // hourly window, which would make the resumed run slow without testing anything more.
+        // A large hourly budget: at 1200/h the client's steady pace is one request per 3 s
+        // after a short burst, which would make the resumed run slow without testing more.
         .limits(ft_sim::Limits {
             per_second: 5,
             per_hour: 20_000,
