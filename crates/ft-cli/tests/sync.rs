@@ -12,7 +12,9 @@ use ft_store::{Store, Table, TaskState};
 async fn demo_runs_end_to_end_with_no_429() {
     let sb = Sandbox::new();
     let mut cmd = sb.ft42();
+    // The configured database is the real mirror: the demo must not write into it.
     cmd.args(["demo", "--json"])
+        .env("FT42_DATABASE_URL", "sqlite://real-mirror.db")
         .env("FT42_DEMO_USERS", "60")
         .args(["--campuses", "2"]);
     let out = run(cmd).await.success();
@@ -29,6 +31,7 @@ async fn demo_runs_end_to_end_with_no_429() {
         assert!(line["mirror"].as_i64().unwrap() > 0, "{table}");
     }
     assert!(sb.file("ft42-demo.db").exists());
+    assert!(!sb.file("real-mirror.db").exists());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -77,12 +77,14 @@ pub(crate) async fn demo(settings: &Settings, args: &DemoArgs) -> anyhow::Result
     let campuses = u32::try_from(args.campuses)
         .map_err(|_| Classified::error(Exit::Usage, "--campuses is too large"))?;
 
-    // The demo's own database, fresh each time, unless the operator chose one.
-    let database_url = if settings.database_url_origin == Origin::Default {
+    // The demo's own database, fresh each time, unless `--database-url` names one. The
+    // environment and the config file are ignored on purpose: they usually point at the real
+    // mirror, which must never receive simulated rows.
+    let database_url = if matches!(settings.database_url_origin, Origin::Flag(_)) {
+        settings.database_url.clone()
+    } else {
         remove_sqlite_files(DEMO_DATABASE.trim_start_matches("sqlite://"));
         DEMO_DATABASE.to_owned()
-    } else {
-        settings.database_url.clone()
     };
     let redacted = crate::config::redact_url(&database_url);
 
