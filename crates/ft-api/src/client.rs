@@ -164,14 +164,14 @@ impl FtClientBuilder {
     /// Builds the client.
     pub fn build(self) -> Result<FtClient, ApiError> {
         let client_id = self.client_id.ok_or_else(|| {
-            ApiError::Config("the client id is missing; set it (e.g. from FT_CLIENT_ID)".into())
+            ApiError::Config("the client id is missing; set it (e.g. from FT42_CLIENT_ID)".into())
         })?;
         if client_id.as_str().trim().is_empty() {
             return Err(ApiError::Config("the client id is empty".into()));
         }
         let secret = self.client_secret.ok_or_else(|| {
             ApiError::Config(
-                "the client secret is missing; set it (e.g. from FT_CLIENT_SECRET)".into(),
+                "the client secret is missing; set it (e.g. from FT42_CLIENT_SECRET)".into(),
             )
         })?;
         if secret.expose().trim().is_empty() {

@@ -20,6 +20,11 @@ use crate::time::{Ms, to_datetime};
 /// Body of every 429, exactly as the real API sends it (plain text).
 pub(crate) const TOO_MANY_REQUESTS: &str = "429 Too Many Requests (Spam Rate Limit Exceeded)";
 
+/// How long a simulated application secret stays valid. Long enough that a client comparing
+/// it with the wall clock (the simulator's clock starts at its epoch, weeks in the past) does
+/// not warn about an expiring secret in every demo; tests that want an expiring secret rotate.
+const SECRET_LIFETIME_S: i64 = 365 * 24 * 3600;
+
 /// Settings fixed at start (faults and limits can change later through the handle).
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
@@ -147,7 +152,7 @@ impl State {
         let id = self.apps.len() as u64 + 1;
         let uid = format!("u-s4t2ud-{}", self.hex(32));
         let secret = format!("s-s4t2ud-{}", self.hex(32));
-        let valid = self.now_ms() / 1000 + 28 * 24 * 3600;
+        let valid = self.now_ms() / 1000 + SECRET_LIFETIME_S;
         self.apps.push(App {
             id,
             name: if id == 1 {
@@ -167,7 +172,7 @@ impl State {
 
     pub(crate) fn rotate_secret(&mut self, app_id: u64) -> AppCredentials {
         let secret = format!("s-s4t2ud-{}", self.hex(32));
-        let valid = self.now_ms() / 1000 + 28 * 24 * 3600;
+        let valid = self.now_ms() / 1000 + SECRET_LIFETIME_S;
         let app = &mut self.apps[usize::try_from(app_id - 1).unwrap_or(0)];
         app.secret = secret;
         app.secret_valid_until = valid;
