@@ -1,6 +1,6 @@
 //! Lists one campus's users, page by page, in ascending id order.
 //!
-//! With `FT_CLIENT_ID` and `FT_CLIENT_SECRET` set it talks to the real API (or `FT_API_URL`);
+//! With `FT42_CLIENT_ID` and `FT42_CLIENT_SECRET` set it talks to the real API (or `FT42_API_URL`);
 //! without them it starts the simulator in-process. The campus id is the first argument
 //! (default 1).
 //!
@@ -24,16 +24,16 @@ async fn main() -> anyhow::Result<()> {
     };
 
     let (_sim, base_url, client_id, secret) = match (
-        std::env::var("FT_CLIENT_ID"),
-        std::env::var("FT_CLIENT_SECRET"),
+        std::env::var("FT42_CLIENT_ID"),
+        std::env::var("FT42_CLIENT_SECRET"),
     ) {
         (Ok(id), Ok(secret)) => {
-            let url = std::env::var("FT_API_URL")
+            let url = std::env::var("FT42_API_URL")
                 .unwrap_or_else(|_| ft_api::DEFAULT_BASE_URL.to_string());
             (None, url, id, secret)
         }
         _ => {
-            println!("FT_CLIENT_ID/FT_CLIENT_SECRET not set: using an in-process simulator");
+            println!("FT42_CLIENT_ID/FT42_CLIENT_SECRET not set: using an in-process simulator");
             // A generous budget so the demo finishes quickly; the real API allows 2/s.
             let sim = ft_sim::Sim::builder()
                 .users_per_campus(250)

@@ -1,12 +1,12 @@
 //! Checks credentials before a long run: obtains a token, reads `/oauth/token/info` and shows
 //! the token's expiry, the secret's validity and the rate budget.
 //!
-//! With `FT_CLIENT_ID` and `FT_CLIENT_SECRET` set it talks to the real API (or `FT_API_URL`);
+//! With `FT42_CLIENT_ID` and `FT42_CLIENT_SECRET` set it talks to the real API (or `FT42_API_URL`);
 //! without them it starts the simulator in-process and checks against that.
 //!
 //! ```text
 //! cargo run -p ft-examples --example token_check
-//! FT_CLIENT_ID=u-s4t2ud-… FT_CLIENT_SECRET=s-s4t2ud-… cargo run -p ft-examples --example token_check
+//! FT42_CLIENT_ID=u-s4t2ud-… FT42_CLIENT_SECRET=s-s4t2ud-… cargo run -p ft-examples --example token_check
 //! ```
 
 use ft_api::{ClientSecret, FtClient};
@@ -19,16 +19,16 @@ async fn main() -> anyhow::Result<()> {
 
     // Keep the simulator alive for the whole run when one is used.
     let (_sim, base_url, client_id, secret) = match (
-        std::env::var("FT_CLIENT_ID"),
-        std::env::var("FT_CLIENT_SECRET"),
+        std::env::var("FT42_CLIENT_ID"),
+        std::env::var("FT42_CLIENT_SECRET"),
     ) {
         (Ok(id), Ok(secret)) => {
-            let url = std::env::var("FT_API_URL")
+            let url = std::env::var("FT42_API_URL")
                 .unwrap_or_else(|_| ft_api::DEFAULT_BASE_URL.to_string());
             (None, url, id, secret)
         }
         _ => {
-            println!("FT_CLIENT_ID/FT_CLIENT_SECRET not set: using an in-process simulator");
+            println!("FT42_CLIENT_ID/FT42_CLIENT_SECRET not set: using an in-process simulator");
             let sim = ft_sim::Sim::builder().start().await;
             let creds = sim.credentials();
             let url = sim.base_url();
