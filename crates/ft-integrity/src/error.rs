@@ -28,6 +28,9 @@ pub enum IntegrityError {
         /// What was wrong with the answer.
         detail: String,
     },
+    /// A spot check was asked for without an API client.
+    #[error("the spot check needs API credentials; configure them or drop the spot check")]
+    NoClient,
     /// Reading the exports archive failed.
     #[error("cannot read the exports archive at `{}`: {source}", path.display())]
     Exports {

@@ -113,5 +113,34 @@ pub async fn spot_check(
     checks::spot_check::run(store, client, spot).await
 }
 
+/// The whole run for the CLI: [`check`] on tokio's blocking pool, then the spot check when
+/// `options.spot_check` is set (with `client`; without one the spot check is listed as a check
+/// that could not run), then [`record`]. Fails only when the report cannot be stored.
+pub async fn run_with_api(
+    store: &Store,
+    client: Option<&FtClient>,
+    options: &Options,
+) -> Result<Report, IntegrityError> {
+    let (checker, opts) = (store.clone(), options.clone());
+    let mut report = tokio::task::spawn_blocking(move || check(&checker, &opts))
+        .await
+        .map_err(|e| IntegrityError::Join(e.to_string()))?;
+    if let Some(spot) = &options.spot_check {
+        let started = Instant::now();
+        let outcome = match client {
+            Some(client) => spot_check(store, client, spot).await,
+            None => Err(IntegrityError::NoClient),
+        };
+        report.add(SPOT_CHECK, outcome);
+        report.duration += started.elapsed();
+    }
+    let recorder = store.clone();
+    let stored = report.clone();
+    tokio::task::spawn_blocking(move || record(&recorder, &stored))
+        .await
+        .map_err(|e| IntegrityError::Join(e.to_string()))??;
+    Ok(report)
+}
+
 /// The name spot-check findings carry, for [`Report::add`].
 pub const SPOT_CHECK: &str = checks::spot_check::NAME;

@@ -83,14 +83,18 @@ async fn a_clean_sync_has_no_error_and_spot_checks_see_planted_and_upstream_chan
         let store = db.store().clone();
         sync(&sim, &store).await;
 
-        let opts = options(&sim);
-        let checker = store.clone();
-        let mut report = tokio::task::spawn_blocking(move || ft_integrity::check(&checker, &opts))
+        let opts = Options {
+            spot_check: Some(SpotCheck::new(100)),
+            ..options(&sim)
+        };
+        let report = ft_integrity::run_with_api(&store, Some(&client(&sim)), &opts)
             .await
-            .unwrap();
-        let spot = SpotCheck::new(100);
-        let outcome = ft_integrity::spot_check(&store, &client(&sim), &spot).await;
-        report.add(SPOT_CHECK, outcome);
+            .expect("runs");
+        assert_eq!(
+            store.integrity_runs(1).unwrap()[0].report,
+            report.to_json(),
+            "the stored report includes the spot check"
+        );
         let text = report.to_text();
         // Shown with --no-capture: what an operator sees after a clean sync.
         println!("{text}");
@@ -159,5 +163,13 @@ async fn a_clean_sync_has_no_error_and_spot_checks_see_planted_and_upstream_chan
             findings.iter().all(|f| f.severity != Severity::Error),
             "{findings:#?}"
         );
+
+        // Asked for without a client, the spot check is a check that could not run.
+        let report = ft_integrity::run_with_api(&store, None, &opts)
+            .await
+            .expect("runs");
+        assert!(!report.is_complete());
+        assert_eq!(report.checks_failed_to_run[0].check, SPOT_CHECK);
+        assert_eq!(report.status(), "incomplete");
     }
 }
