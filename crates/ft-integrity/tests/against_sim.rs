@@ -87,9 +87,18 @@ async fn a_clean_sync_has_no_error_and_spot_checks_see_planted_and_upstream_chan
             spot_check: Some(SpotCheck::new(100)),
             ..options(&sim)
         };
+        let before = sim.ledger().len();
         let report = ft_integrity::run_with_api(&store, Some(&client(&sim)), &opts)
             .await
             .expect("runs");
+        // The budget: one `filter[id]` request per table with rows (users, cursus_users), and
+        // none for the empty relation tables.
+        let api: Vec<_> = sim.ledger()[before..]
+            .iter()
+            .filter(|e| e.path.starts_with("/v2/"))
+            .map(|e| e.path.clone())
+            .collect();
+        assert_eq!(api, ["/v2/users", "/v2/cursus_users"]);
         assert_eq!(
             store.integrity_runs(1).unwrap()[0].report,
             report.to_json(),
