@@ -34,9 +34,10 @@
 //!   ([`run`] returned `Err`, for example the database is unreachable), or a check could not run
 //!   ([`Report::is_complete`] is false; the report is still printed and stored first).
 //!
-//! Invariants: checks only read (maintenance, when asked for, only rebuilds statistics, indexes
-//! and free space); a check never fails because of what it found; no SQL here (the queries live
-//! in ft-store); the spot check is off unless asked for and costs one request per table.
+//! Invariants: checks only read; the only writes are the report row in `integrity_runs` and the
+//! maintenance asked for (statistics, indexes, free space), never a mirror row. A check never
+//! fails because of what it found. No SQL here (the queries live in ft-store). The spot check is
+//! off unless asked for and costs at most one request per table.
 
 mod checks;
 mod error;
