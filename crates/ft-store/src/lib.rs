@@ -37,6 +37,7 @@ mod apply;
 mod cursors;
 mod engine_support;
 mod error;
+mod integrity_queries;
 mod logs;
 mod raw_json;
 mod reads;

@@ -1,0 +1,46 @@
+//! The crate's error type: a check that could not run (a finding is never an error).
+
+use std::path::PathBuf;
+
+/// Why a check (or the whole run) could not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IntegrityError {
+    /// The store failed (unreachable database, failed query, failed write of the report).
+    #[error(transparent)]
+    Store(#[from] ft_store::StoreError),
+    /// The API failed during a spot check.
+    #[error("spot check of `{table}` failed: {source}")]
+    Api {
+        /// The table being checked.
+        table: String,
+        /// The client's error.
+        #[source]
+        source: ft_api::ApiError,
+    },
+    /// The API answered something that is not a list of objects.
+    #[error("spot check of `{table}`: unexpected answer from {endpoint}: {detail}")]
+    UnexpectedAnswer {
+        /// The table being checked.
+        table: String,
+        /// The endpoint asked.
+        endpoint: String,
+        /// What was wrong with the answer.
+        detail: String,
+    },
+    /// A spot check was asked for without an API client.
+    #[error("the spot check needs API credentials; configure them or drop the spot check")]
+    NoClient,
+    /// Reading the exports archive failed.
+    #[error("cannot read the exports archive at `{}`: {source}", path.display())]
+    Exports {
+        /// The file or folder.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A blocking store call panicked or was cancelled.
+    #[error("a blocking store call did not finish: {0}")]
+    Join(String),
+}

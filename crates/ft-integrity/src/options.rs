@@ -1,0 +1,137 @@
+//! [`Options`]: what to check, against which targets, and which maintenance to run.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use ft_store::Table;
+
+/// How old a cursor's watermark may get before its scope counts as stale.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Freshness {
+    /// Target for resources not in `per_resource`.
+    pub default: Duration,
+    /// Targets by resource (`users`) or by resource and scope (`users:campus:1`); the more
+    /// specific key wins.
+    pub per_resource: BTreeMap<String, Duration>,
+}
+
+impl Default for Freshness {
+    /// Users and their campus and cursus memberships: 26 hours (a daily sync plus slack);
+    /// everything else: 8 days (a weekly sync plus slack).
+    fn default() -> Self {
+        let day_and_slack = Duration::from_secs(26 * 3600);
+        Freshness {
+            default: Duration::from_secs(8 * 24 * 3600),
+            per_resource: ["users", "campus_users", "cursus_users"]
+                .into_iter()
+                .map(|r| (r.to_owned(), day_and_slack))
+                .collect(),
+        }
+    }
+}
+
+impl Freshness {
+    /// The target for `resource` in `scope`.
+    pub fn target(&self, resource: &str, scope: &str) -> Duration {
+        self.per_resource
+            .get(&format!("{resource}:{scope}"))
+            .or_else(|| self.per_resource.get(resource))
+            .copied()
+            .unwrap_or(self.default)
+    }
+}
+
+/// Which database maintenance to run after the checks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Maintenance {
+    /// Refresh the planner's statistics (`ANALYZE`).
+    pub analyze: bool,
+    /// Reclaim free space (`VACUUM`; on SQLite it rewrites the whole file and needs as much
+    /// free disk space as the database).
+    pub vacuum: bool,
+    /// Rebuild every index (`REINDEX`).
+    pub reindex: bool,
+}
+
+impl Maintenance {
+    /// Whether any maintenance is asked for.
+    pub fn any(&self) -> bool {
+        self.analyze || self.vacuum || self.reindex
+    }
+}
+
+/// The optional spot check: rows fetched again from the API and compared with the stored JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpotCheck {
+    /// Rows per table, chosen at random among live rows. Capped at [`SpotCheck::MAX_PER_TABLE`]
+    /// so that each table costs exactly one request.
+    pub per_table: usize,
+    /// Tables to check; tables without rows are skipped (with an Info finding).
+    pub tables: Vec<Table>,
+}
+
+impl SpotCheck {
+    /// The most ids one `filter[id]` request returns (the API's largest page).
+    pub const MAX_PER_TABLE: usize = 100;
+
+    /// `per_table` rows of users, cursus_users, projects_users and achievements_users.
+    pub fn new(per_table: usize) -> SpotCheck {
+        SpotCheck {
+            per_table,
+            tables: vec![
+                Table::Users,
+                Table::CursusUsers,
+                Table::ProjectsUsers,
+                Table::AchievementsUsers,
+            ],
+        }
+    }
+}
+
+impl Default for SpotCheck {
+    /// Ten rows per default table: four requests in all.
+    fn default() -> Self {
+        SpotCheck::new(10)
+    }
+}
+
+/// Everything [`crate::run`] needs besides the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// The time freshness is measured against; `None` means the system clock. Tests and
+    /// simulators with their own clock set it.
+    pub now: Option<DateTime<Utc>>,
+    /// Freshness targets per resource.
+    pub freshness: Freshness,
+    /// How long after its lease expired a `running` task counts as stuck (a worker that is
+    /// about to renew its lease is not stuck).
+    pub stale_lease_grace: Duration,
+    /// How far in the future a watermark may be before it is an error (clock skew between
+    /// machines).
+    pub future_tolerance: Duration,
+    /// The raw page archive (`<dir>/<resource>/**.ndjson.gz`) to count against; `None` skips
+    /// the comparison.
+    pub exports_dir: Option<PathBuf>,
+    /// The spot check to run; `None` (the default) makes no request. [`crate::run`] is
+    /// synchronous and never runs it: call [`crate::spot_check`] and add its findings with
+    /// [`crate::Report::add`].
+    pub spot_check: Option<SpotCheck>,
+    /// Maintenance to run after the checks.
+    pub maintenance: Maintenance,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            now: None,
+            freshness: Freshness::default(),
+            stale_lease_grace: Duration::from_secs(5 * 60),
+            future_tolerance: Duration::from_secs(5 * 60),
+            exports_dir: None,
+            spot_check: None,
+            maintenance: Maintenance::default(),
+        }
+    }
+}

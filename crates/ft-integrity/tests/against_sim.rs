@@ -1,0 +1,184 @@
+//! The checks after a real sync of the simulator (simulator -> client -> engine -> store), on
+//! both backends: a clean sync has no errors, and spot checks see planted and upstream changes.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::found;
+use ft_api::{ClientSecret, FtClient, RateConfig};
+use ft_integrity::{Options, SPOT_CHECK, Severity, SpotCheck};
+use ft_sim::{Drift, Limits, SimHandle};
+use ft_store::test_support::TestDb;
+use ft_store::{ApplyPage, Rows, Store, Table};
+use ft_sync::{Engine, EngineConfig, Mode, SyncRequest, What, progress};
+
+fn limits() -> Limits {
+    Limits {
+        per_second: 40,
+        per_hour: 100_000,
+        second_window: Duration::from_secs(1),
+        hour_window: Duration::from_secs(3600),
+    }
+}
+
+async fn sim(seed: u64) -> SimHandle {
+    ft_sim::Sim::builder()
+        .seed(seed)
+        .campuses(1)
+        .users_per_campus(40)
+        .limits(limits())
+        .start()
+        .await
+}
+
+fn client(sim: &SimHandle) -> FtClient {
+    let creds = sim.credentials();
+    FtClient::builder()
+        .base_url(sim.base_url())
+        .client_id(creds.client_id.clone())
+        .client_secret(ClientSecret::new(creds.client_secret.clone()))
+        .rate(RateConfig {
+            per_second: limits().per_second,
+            per_hour: limits().per_hour,
+            hour: limits().hour_window,
+        })
+        .build()
+        .expect("client builds")
+}
+
+async fn sync(sim: &SimHandle, store: &Store) {
+    let config = EngineConfig {
+        worker_id: format!("integrity-test-{}", std::process::id()),
+        lease: Duration::from_secs(30),
+        ..EngineConfig::default()
+    };
+    let clock = sim.clone();
+    let engine =
+        Engine::new(client(sim), store.clone(), config).with_clock(Arc::new(move || clock.now()));
+    let summary = engine
+        .sync(
+            SyncRequest::new(What::Users, Mode::Full).campuses([1]),
+            progress::discard(),
+            std::future::pending(),
+        )
+        .await
+        .expect("sync succeeds");
+    assert_eq!(summary.tasks_failed, 0);
+}
+
+/// Options measured on the simulator's clock.
+fn options(sim: &SimHandle) -> Options {
+    Options {
+        now: Some(sim.now()),
+        ..Options::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clean_sync_has_no_error_and_spot_checks_see_planted_and_upstream_changes() {
+    for db in TestDb::all() {
+        let sim = sim(21).await;
+        let store = db.store().clone();
+        sync(&sim, &store).await;
+
+        let opts = Options {
+            spot_check: Some(SpotCheck::new(100)),
+            ..options(&sim)
+        };
+        let before = sim.ledger().len();
+        let report = ft_integrity::run_with_api(&store, Some(&client(&sim)), &opts)
+            .await
+            .expect("runs");
+        // The budget: one `filter[id]` request per table with rows (users, cursus_users), and
+        // none for the empty relation tables.
+        let api: Vec<_> = sim.ledger()[before..]
+            .iter()
+            .filter(|e| e.path.starts_with("/v2/"))
+            .map(|e| e.path.clone())
+            .collect();
+        assert_eq!(api, ["/v2/users", "/v2/cursus_users"]);
+        assert_eq!(
+            store.integrity_runs(1).unwrap()[0].report,
+            report.to_json(),
+            "the stored report includes the spot check"
+        );
+        let text = report.to_text();
+        // Shown with --no-capture: what an operator sees after a clean sync.
+        println!("{text}");
+        assert!(report.is_complete(), "{text}");
+        assert!(!report.has_errors(), "a clean sync has errors:\n{text}");
+        assert!(report.is_clean(), "a clean sync has warnings:\n{text}");
+        assert!(
+            found(&report, SPOT_CHECK, Severity::Warning).is_empty(),
+            "{text}"
+        );
+        let users = store.count(Table::Users, false).unwrap();
+        assert!(users >= 40, "{text}");
+        assert!(
+            found(&report, SPOT_CHECK, Severity::Info).iter().any(|f| f
+                .detail
+                .starts_with(&format!("{users} rows compared: {users} equal"))),
+            "{text}"
+        );
+
+        // Plant a difference the API's updated_at cannot explain: an Error.
+        let Rows::Users(mut rows) = store.load_rows(Table::Users).unwrap() else {
+            unreachable!("users table gives user rows")
+        };
+        let planted = rows[3].id;
+        let mut raw: serde_json::Value = serde_json::from_str(&rows[3].raw).unwrap();
+        raw["wallet"] = serde_json::json!(987_654);
+        rows[3].raw = raw.to_string();
+        store
+            .apply_page(ApplyPage::rows(Rows::Users(vec![rows[3].clone()])))
+            .unwrap();
+        let only_users = SpotCheck {
+            per_table: 100,
+            tables: vec![Table::Users],
+        };
+        let findings = ft_integrity::spot_check(&store, &client(&sim), &only_users)
+            .await
+            .expect("spot check runs");
+        let errors: Vec<_> = findings
+            .iter()
+            .filter(|f| f.severity == Severity::Error)
+            .collect();
+        assert_eq!(errors.len(), 1, "{findings:#?}");
+        assert_eq!((errors[0].count, errors[0].ids.clone()), (1, vec![planted]));
+        assert!(
+            errors[0].detail.contains("wallet: 987654 -> "),
+            "{}",
+            errors[0].detail
+        );
+
+        // Change every user upstream: all differ with a newer updated_at, a Warning.
+        sim.drift(Drift {
+            update_fraction: 1.0,
+            ..Drift::default()
+        });
+        let findings = ft_integrity::spot_check(&store, &client(&sim), &only_users)
+            .await
+            .expect("spot check runs");
+        let warnings: Vec<_> = findings
+            .iter()
+            .filter(|f| f.severity == Severity::Warning)
+            .collect();
+        assert_eq!(warnings.len(), 1, "{findings:#?}");
+        assert_eq!(warnings[0].count, users);
+        assert!(warnings[0].detail.contains("changed upstream"));
+        assert!(
+            findings.iter().all(|f| f.severity != Severity::Error),
+            "{findings:#?}"
+        );
+
+        // Asked for without a client, the spot check is a check that could not run.
+        let report = ft_integrity::run_with_api(&store, None, &opts)
+            .await
+            .expect("runs");
+        assert!(!report.is_complete());
+        assert_eq!(report.checks_failed_to_run[0].check, SPOT_CHECK);
+        assert_eq!(report.status(), "incomplete");
+    }
+}
