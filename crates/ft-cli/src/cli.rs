@@ -205,6 +205,20 @@ pub struct IntegrityArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Also re-fetch N random rows per table (users, cursus_users, projects_users,
+    /// achievements_users) from the API and compare them field by field. One request per
+    /// table; at most 100.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=100))]
+    pub spot_check: Option<u16>,
+    /// After the checks, refresh the query planner's statistics (ANALYZE).
+    #[arg(long)]
+    pub analyze: bool,
+    /// After the checks, reclaim free space (VACUUM; on SQLite this rewrites the file).
+    #[arg(long)]
+    pub vacuum: bool,
+    /// After the checks, rebuild every index (REINDEX).
+    #[arg(long)]
+    pub reindex: bool,
 }
 
 /// `ft42 cron ...`

@@ -105,27 +105,6 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<Exit> {
         Command::Status(args) => commands::status::status(&settings, &args).await,
         Command::Daemon(_) => commands::daemon::daemon(&settings).await,
         Command::Demo(args) => commands::demo::demo(&settings, &args).await,
-        other => Err(exit::Classified::error(
-            Exit::Other,
-            format!(
-                "{} is not available in this build yet",
-                command_name(&other)
-            ),
-        )),
-    }
-}
-
-fn command_name(command: &Command) -> &'static str {
-    match command {
-        Command::Migrate => "migrate",
-        Command::Sync(_) => "sync",
-        Command::Worker(_) => "worker",
-        Command::Status(_) => "status",
-        Command::Token(_) => "token",
-        Command::Integrity(_) => "integrity",
-        Command::Cron(_) => "cron",
-        Command::Daemon(_) => "daemon",
-        Command::Sim(_) => "sim",
-        Command::Demo(_) => "demo",
+        Command::Integrity(args) => commands::integrity::integrity(&settings, &args).await,
     }
 }

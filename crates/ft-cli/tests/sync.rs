@@ -154,3 +154,51 @@ async fn daemon_stops_cleanly_on_sigterm_mid_sync() {
         sim.counts()["users"]
     );
 }
+
+/// `ft42 integrity` after a sync: no error finding → exit 0 and a stored report; a planted
+/// orphan → exit 6 with the orphan named in the JSON report.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn integrity_is_clean_after_a_sync_and_exits_6_on_an_orphan() {
+    let sim = sim(20, 1).await;
+    let sb = Sandbox::new();
+    let mut cmd = sb.ft42();
+    point_at(&mut cmd, &sim);
+    cmd.args(["sync", "users"]);
+    run(cmd).await.success();
+
+    let mut cmd = sb.ft42();
+    cmd.args(["integrity", "--json"]);
+    let out = run(cmd).await.success();
+    let report: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert!(report["findings"].is_array(), "{report}");
+    assert!(
+        !report["checks_run"].as_array().unwrap().is_empty(),
+        "{report}"
+    );
+
+    let store = Store::open(sb.file("ft42.db").to_str().unwrap()).unwrap();
+    let orphan = ft_store::rows::CampusUserRow {
+        id: 999_999,
+        user_id: 888_888,
+        campus_id: 1,
+        is_primary: Some(true),
+        created_at: None,
+        updated_at: None,
+        raw: "{}".into(),
+    };
+    store
+        .apply_page(ft_store::ApplyPage::rows(ft_store::Rows::CampusUsers(
+            vec![orphan],
+        )))
+        .unwrap();
+    let mut cmd = sb.ft42();
+    cmd.args(["integrity", "--json"]);
+    let out = run(cmd).await.code(6);
+    let text = String::from_utf8_lossy(&out.get_output().stdout).to_string();
+    assert!(text.contains("888888") || text.contains("999999"), "{text}");
+    assert_eq!(
+        store.integrity_runs(10).unwrap().len(),
+        2,
+        "both runs were stored"
+    );
+}

@@ -56,6 +56,10 @@ struct DemoSummary {
     responses_429: usize,
     tables: BTreeMap<String, TableLine>,
     drift: BTreeMap<String, usize>,
+    /// The integrity report's status (`clean`, `warnings`, `errors`, `incomplete`).
+    integrity: String,
+    /// Its error and warning findings, one line each.
+    integrity_findings: Vec<String>,
 }
 
 fn remove_sqlite_files(path: &str) {
@@ -199,6 +203,20 @@ pub(crate) async fn demo(settings: &Settings, args: &DemoArgs) -> anyhow::Result
             (name, TableLine { mirror: n, api })
         })
         .collect();
+    // The integrity checks, measured against the simulator's clock (its "now" is its own).
+    let options = ft_integrity::Options {
+        now: Some(sim.now()),
+        ..ft_integrity::Options::default()
+    };
+    let report = ft_integrity::run_with_api(&store, None, &options)
+        .await
+        .context("the integrity report could not be stored")?;
+    let integrity_findings = report
+        .findings
+        .iter()
+        .filter(|f| f.severity > ft_integrity::Severity::Info)
+        .map(|f| format!("{:?} {}: {}", f.severity, f.check, f.detail))
+        .collect();
     let stats = client.stats();
     let summary = DemoSummary {
         database: redacted,
@@ -214,6 +232,8 @@ pub(crate) async fn demo(settings: &Settings, args: &DemoArgs) -> anyhow::Result
         responses_429: sim.count_status(429),
         tables,
         drift,
+        integrity: report.status().to_owned(),
+        integrity_findings,
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
@@ -288,6 +308,10 @@ fn print_summary(s: &DemoSummary) {
         s.budget_per_hour
     );
     println!("429 responses: {}", s.responses_429);
+    println!("integrity checks: {}", s.integrity);
+    for line in &s.integrity_findings {
+        println!("  {line}");
+    }
     println!();
     println!("next: `ft42 status --database-url {}`", s.database);
 }

@@ -3,6 +3,7 @@
 pub(crate) mod cron;
 pub(crate) mod daemon;
 pub(crate) mod demo;
+pub(crate) mod integrity;
 pub(crate) mod migrate;
 pub(crate) mod sim;
 pub(crate) mod status;
