@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{NaiveDateTime, Utc};
 use ft_api::{FtClient, Page, Query};
 use ft_store::{ApplyPage, CursorUpdate, Fence, FetchLogEntry, Store, Table};
 use serde::de::DeserializeOwned;
@@ -260,20 +260,17 @@ async fn piscine_levels(
             tracing::info!(count = gone.len(), ids = ?gone, "cursus_users no longer returned by the API; marking them deleted");
         }
         let last = i + 1 == batches.len();
-        let cursor = CursorUpdate {
-            resource: resource.to_owned(),
-            scope: scope.clone(),
-            watermark: if last {
-                Some(watermark.map_or(until, |w| w.max(until)))
-            } else {
-                watermark
-            },
-            pass_since: None,
-            pass_until: if last { None } else { Some(until) },
-            last_id: if last { None } else { batch.last().copied() },
-            page: if last { 0 } else { (i + 1) as i64 },
-            rows: 0,
-            format_version: CURSOR_FORMAT,
+        let cursor = if last {
+            pass_complete(resource, &scope, watermark, until)
+        } else {
+            PassPosition {
+                since: None,
+                until,
+                last_id: batch.last().copied(),
+                page: (i + 1) as i64,
+                rows: 0,
+            }
+            .cursor(resource, &scope, watermark)
         };
         let n = page.items.len() as u64;
         let apply = ApplyPage {
@@ -306,20 +303,56 @@ async fn piscine_levels(
     if batches.is_empty() {
         // Nothing to re-check: still record that the pass ran, for freshness reporting.
         let store = ctx.store.clone();
-        let update = CursorUpdate {
-            resource: resource.to_owned(),
-            scope,
-            watermark: Some(watermark.map_or(until, |w| w.max(until))),
-            pass_since: None,
-            pass_until: None,
-            last_id: None,
-            page: 0,
-            rows: 0,
-            format_version: CURSOR_FORMAT,
-        };
+        let update = pass_complete(resource, &scope, watermark, until);
         blocking(move || store.save_cursor(&update)).await?;
     }
     Ok((PassEnd::Complete, stats))
+}
+
+/// The cursor after a pass read its whole window: the watermark moves up to the window's upper
+/// bound (never down) and the in-flight position is cleared.
+fn pass_complete(
+    resource: &str,
+    scope: &str,
+    watermark: Option<NaiveDateTime>,
+    until: NaiveDateTime,
+) -> CursorUpdate {
+    CursorUpdate {
+        resource: resource.to_owned(),
+        scope: scope.to_owned(),
+        watermark: Some(watermark.map_or(until, |w| w.max(until))),
+        pass_since: None,
+        pass_until: None,
+        last_id: None,
+        page: 0,
+        rows: 0,
+        format_version: CURSOR_FORMAT,
+    }
+}
+
+/// Where an unfinished pass stands after a committed page; the watermark stays where it was.
+struct PassPosition {
+    since: Option<NaiveDateTime>,
+    until: NaiveDateTime,
+    last_id: Option<i64>,
+    page: i64,
+    rows: i64,
+}
+
+impl PassPosition {
+    fn cursor(self, resource: &str, scope: &str, watermark: Option<NaiveDateTime>) -> CursorUpdate {
+        CursorUpdate {
+            resource: resource.to_owned(),
+            scope: scope.to_owned(),
+            watermark,
+            pass_since: self.since,
+            pass_until: Some(self.until),
+            last_id: self.last_id,
+            page: self.page,
+            rows: self.rows,
+            format_version: CURSOR_FORMAT,
+        }
+    }
 }
 
 /// The fetch-log row for one page.
@@ -417,29 +450,16 @@ where
         }
 
         let cursor = if done {
-            CursorUpdate {
-                resource: resource.to_owned(),
-                scope: scope.clone(),
-                watermark: Some(watermark.map_or(until, |w| w.max(until))),
-                pass_since: None,
-                pass_until: None,
-                last_id: None,
-                page: 0,
-                rows: 0,
-                format_version: CURSOR_FORMAT,
-            }
+            pass_complete(resource, &scope, watermark, until)
         } else {
-            CursorUpdate {
-                resource: resource.to_owned(),
-                scope: scope.clone(),
-                watermark,
-                pass_since: since,
-                pass_until: Some(until),
+            PassPosition {
+                since,
+                until,
                 last_id: max_id.or(last_id),
                 page: (pages + 1) as i64,
                 rows: (rows + n) as i64,
-                format_version: CURSOR_FORMAT,
             }
+            .cursor(resource, &scope, watermark)
         };
         let enqueue_users = if payload.enqueue_changed_users {
             mapped
