@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::broadcast;
 use tracing::Instrument;
 
+use crate::apps::{App, Application, ApplicationStatus};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{RateConfig, RetryConfig};
 use crate::decode::{DriftLog, decode_list, decode_one};
@@ -20,9 +21,10 @@ use crate::pacer::{BucketParams, DEFAULT_JITTER_MARGIN, Pacer, RateHeaders};
 use crate::page::{Links, Page, RequestMeta};
 use crate::query::Query;
 use crate::secret::{AccessToken, ClientId, ClientSecret};
+use crate::shared_budget::{SharedBudget, SharedLimits};
 use crate::token::{
-    CachedToken, SECRET_WARNING, SOFT_RETRY_INTERVAL, TokenCache, TokenErrorBody, TokenResponse,
-    TokenStatus, compute_expiry,
+    CachedToken, SECRET_WARNING, SOFT_RETRY_INTERVAL, TokenErrorBody, TokenResponse, TokenStatus,
+    compute_expiry,
 };
 
 /// The production API.
@@ -56,6 +58,8 @@ pub struct FtClientBuilder {
     jitter_margin: Duration,
     follow_server_limits: bool,
     clock: Option<Arc<dyn Clock>>,
+    applications: Vec<Application>,
+    shared_budget: Option<Arc<dyn SharedBudget>>,
 }
 
 impl Default for FtClientBuilder {
@@ -75,6 +79,8 @@ impl Default for FtClientBuilder {
             jitter_margin: DEFAULT_JITTER_MARGIN,
             follow_server_limits: true,
             clock: None,
+            applications: Vec::new(),
+            shared_budget: None,
         }
     }
 }
@@ -161,6 +167,23 @@ impl FtClientBuilder {
         self
     }
 
+    /// Adds another application (after the one given by [`FtClientBuilder::client_id`]). Each
+    /// application has its own token and budget; every request goes through the active
+    /// application whose budget frees up soonest, and an application whose secret is rejected
+    /// leaves the rotation (see [`FtClient::applications`]).
+    pub fn application(mut self, app: Application) -> Self {
+        self.applications.push(app);
+        self
+    }
+
+    /// A budget shared with other processes (for example `ft_store::RateLedger` on
+    /// PostgreSQL), reserved for every request after the local pacer granted it. `None` (the
+    /// default) paces this process alone.
+    pub fn shared_budget(mut self, budget: Option<Arc<dyn SharedBudget>>) -> Self {
+        self.shared_budget = budget;
+        self
+    }
+
     /// Builds the client.
     pub fn build(self) -> Result<FtClient, ApiError> {
         let client_id = self.client_id.ok_or_else(|| {
@@ -219,11 +242,56 @@ impl FtClientBuilder {
         let clock = self
             .clock
             .unwrap_or_else(|| Arc::new(SystemClock::new()) as Arc<dyn Clock>);
-        let mut secrets = vec![secret];
-        if let Some(next) = self.next_client_secret
-            && !next.same_as(&secrets[0])
-        {
-            secrets.push(next);
+        let mut configured = vec![Application {
+            client_id,
+            secret,
+            next_secret: self.next_client_secret,
+            rate: None,
+        }];
+        configured.extend(self.applications);
+        let mut apps: Vec<App> = Vec::with_capacity(configured.len());
+        for (i, app) in configured.into_iter().enumerate() {
+            if i > 0 {
+                if app.client_id.as_str().trim().is_empty() {
+                    return Err(ApiError::Config(format!(
+                        "application {} has an empty client id",
+                        i + 1
+                    )));
+                }
+                if app.secret.expose().trim().is_empty() {
+                    return Err(ApiError::Config(format!(
+                        "application {} ({}) has an empty secret",
+                        i + 1,
+                        app.client_id.short()
+                    )));
+                }
+            }
+            if apps.iter().any(|a| a.client_id == app.client_id) {
+                return Err(ApiError::Config(format!(
+                    "application {} is configured twice; list each application once",
+                    app.client_id.short()
+                )));
+            }
+            let rate = app.rate.unwrap_or(self.rate);
+            if rate.per_second == 0 || rate.per_hour == 0 || rate.hour.is_zero() {
+                return Err(ApiError::Config(format!(
+                    "the rate limits of application {} must be positive",
+                    app.client_id.short()
+                )));
+            }
+            let mut secrets = vec![app.secret];
+            if let Some(next) = app.next_secret
+                && !next.same_as(&secrets[0])
+            {
+                secrets.push(next);
+            }
+            let pacer = Pacer::new(
+                rate,
+                self.jitter_margin,
+                self.follow_server_limits,
+                clock.clone(),
+            );
+            apps.push(App::new(app.client_id, secrets, pacer));
         }
         let (events, _) = broadcast::channel(1024);
         Ok(FtClient {
@@ -231,20 +299,13 @@ impl FtClientBuilder {
                 http,
                 base,
                 token_url,
-                client_id,
-                secrets,
-                pacer: Pacer::new(
-                    self.rate,
-                    self.jitter_margin,
-                    self.follow_server_limits,
-                    clock.clone(),
-                ),
+                apps,
+                shared: self.shared_budget,
                 retry: self.retry,
                 refresh_margin: self.refresh_margin,
                 clock,
                 counters: Counters::default(),
                 events,
-                token: TokenCache::default(),
                 drift: DriftLog::default(),
             }),
         })
@@ -262,16 +323,15 @@ struct Inner {
     http: reqwest::Client,
     base: String,
     token_url: String,
-    client_id: ClientId,
-    /// The current secret, then the next one if configured.
-    secrets: Vec<ClientSecret>,
-    pacer: Pacer,
+    /// The applications, the configured one first; never empty.
+    apps: Vec<App>,
+    /// A budget shared with other processes, taken after the application's own pacer.
+    shared: Option<Arc<dyn SharedBudget>>,
     retry: RetryConfig,
     refresh_margin: Duration,
     clock: Arc<dyn Clock>,
     counters: Counters,
     events: broadcast::Sender<ClientEvent>,
-    token: TokenCache,
     drift: DriftLog,
 }
 
@@ -410,7 +470,13 @@ impl FtClient {
     /// Makes sure a usable token is cached (fetching one if needed) and reports its expiry and
     /// the secret's validity.
     pub async fn ensure_token(&self) -> Result<TokenStatus, ApiError> {
-        let (tok, _) = self.token().await?;
+        let (tok, _) = loop {
+            let app = self.pick_app()?;
+            match self.token(app).await {
+                Ok(t) => break t,
+                Err(e) => self.on_token_error(app, e)?,
+            }
+        };
         Ok(TokenStatus {
             expires_at: tok.expires_at,
             secret_valid_until: tok.secret_valid_until,
@@ -419,17 +485,46 @@ impl FtClient {
 
     /// Counters since the client was built.
     pub fn stats(&self) -> ClientStats {
-        self.inner.counters.snapshot()
+        let mut stats = self.inner.counters.snapshot();
+        let active = self.inner.apps.iter().filter(|a| a.is_active()).count();
+        stats.applications_active = u32::try_from(active).unwrap_or(u32::MAX);
+        stats.applications_rejected =
+            u32::try_from(self.inner.apps.len() - active).unwrap_or(u32::MAX);
+        stats
     }
 
-    /// The budget in force and what the server last said about it.
+    /// The budget in force and what the server last said about it. With several applications:
+    /// the limits are the sums over the active applications, the rest is the first active
+    /// application's (see [`FtClient::applications`] for each one).
     pub fn budget(&self) -> BudgetSnapshot {
-        self.inner.pacer.snapshot()
+        let apps = &self.inner.apps;
+        if apps.len() == 1 {
+            return apps[0].pacer.snapshot();
+        }
+        let active: Vec<BudgetSnapshot> = apps
+            .iter()
+            .filter(|a| a.is_active())
+            .map(|a| a.pacer.snapshot())
+            .collect();
+        let Some(first) = active.first() else {
+            return apps[0].pacer.snapshot();
+        };
+        BudgetSnapshot {
+            per_second: active.iter().map(|b| b.per_second).sum(),
+            per_hour: active.iter().map(|b| b.per_hour).sum(),
+            ..first.clone()
+        }
     }
 
-    /// The pacer's bucket parameters in force: (per-second, hourly).
+    /// Each application: its client id, whether it is in the rotation (a rejected secret takes
+    /// it out), its request count and its budget.
+    pub fn applications(&self) -> Vec<ApplicationStatus> {
+        self.inner.apps.iter().map(App::status).collect()
+    }
+
+    /// The pacer's bucket parameters in force (of the first application): (per-second, hourly).
     pub fn bucket_params(&self) -> (BucketParams, BucketParams) {
-        self.inner.pacer.params()
+        self.inner.apps[0].pacer.params()
     }
 
     /// Subscribes to client events (rate waits, retries, token refreshes, schema drift).
@@ -451,20 +546,91 @@ impl FtClient {
         }
     }
 
-    /// Waits for the shared budget, recording the wait.
-    async fn pace(&self) -> Duration {
+    /// Waits for the application's budget (its pacer, then the budget shared with other
+    /// processes if one is set), recording the wait.
+    async fn pace(&self, app: &App) -> Result<Duration, ApiError> {
         let events = self.inner.events.clone();
-        let waited = self
-            .inner
+        let mut waited = app
             .pacer
             .acquire(|wait| {
                 tracing::trace!(?wait, "waiting for the request budget");
                 let _ = events.send(ClientEvent::RateWait { wait });
             })
             .await;
+        if let Some(shared) = &self.inner.shared {
+            let base = app.pacer.limits();
+            let limits = SharedLimits {
+                per_second: base.per_second,
+                per_hour: base.per_hour,
+                second: Duration::from_secs(1),
+                hour: base.hour,
+                margin: app.pacer.margin(),
+            };
+            let wait = shared
+                .reserve(app.client_id.as_str(), limits)
+                .await
+                .map_err(|e| ApiError::SharedBudget { message: e.message })?;
+            if !wait.is_zero() {
+                tracing::trace!(?wait, "waiting for the shared request budget");
+                let _ = events.send(ClientEvent::RateWait { wait });
+                self.inner.clock.sleep(wait).await;
+                waited += wait;
+            }
+        }
         Counters::add_wait(&self.inner.counters.wait_nanos, waited);
         Counters::add_wait(&self.inner.counters.pacer_wait_nanos, waited);
-        waited
+        Ok(waited)
+    }
+
+    /// The active application whose budget frees up soonest (the first on a tie), or
+    /// [`ApiError::SecretRejected`] when every application was rejected.
+    fn pick_app(&self) -> Result<&App, ApiError> {
+        let apps = &self.inner.apps;
+        if apps.len() == 1 {
+            return Ok(&apps[0]);
+        }
+        apps.iter()
+            .filter(|a| a.is_active())
+            .min_by_key(|a| a.pacer.estimate_wait())
+            .ok_or(ApiError::SecretRejected {
+                secret_valid_until: None,
+                tried_next_secret: apps.iter().any(|a| a.secrets.len() > 1),
+            })
+    }
+
+    /// After a token error of `app`: with several applications, a rejected secret takes the
+    /// application out of the rotation and the caller tries another one (`Ok`); any other
+    /// error, or the last application rejected, is returned.
+    fn on_token_error(&self, app: &App, e: ApiError) -> Result<(), ApiError> {
+        let apps = &self.inner.apps;
+        let ApiError::SecretRejected {
+            secret_valid_until, ..
+        } = &e
+        else {
+            return Err(e);
+        };
+        if apps.len() == 1 {
+            return Err(e);
+        }
+        if app.reject(self.inner.clock.utc(), *secret_valid_until) {
+            let left = apps.iter().filter(|a| a.is_active()).count();
+            tracing::error!(
+                client_id = %app.client_id.short(),
+                applications_left = left,
+                "the application's client secret was rejected (invalid_client): it is taken out \
+                 of the rotation; create a new secret on profile.intra.42.fr, configure it and \
+                 restart"
+            );
+            self.emit(ClientEvent::ApplicationRejected {
+                client_id: app.client_id.as_str().to_owned(),
+                applications_left: u32::try_from(left).unwrap_or(u32::MAX),
+            });
+        }
+        if apps.iter().any(App::is_active) {
+            Ok(())
+        } else {
+            Err(e)
+        }
     }
 
     /// Sleeps for a retry or 429 delay, recording it.
@@ -528,18 +694,27 @@ impl FtClient {
         let mut failures = 0u32;
         let mut replayed_after_401 = false;
         loop {
-            let (tok, fetched) = self.token().await?;
+            let app = self.pick_app()?;
+            let (tok, fetched) = match self.token(app).await {
+                Ok(t) => t,
+                Err(e) => {
+                    self.on_token_error(app, e)?;
+                    continue;
+                }
+            };
             meta.token_refreshed |= fetched;
-            meta.waited += self.pace().await;
+            meta.waited += self.pace(app).await?;
             // A long wait for the budget may have outlived the token: get a fresh one.
             if !tok.usable(inner.clock.utc()) {
                 continue;
             }
             meta.attempts += 1;
             Counters::inc(&inner.counters.requests);
+            app.count_request();
             let attempt = meta.attempts;
             let outcome = self
                 .exchange(
+                    app,
                     inner
                         .http
                         .get(&url)
@@ -574,7 +749,7 @@ impl FtClient {
                     }
                     replayed_after_401 = true;
                     tracing::info!(endpoint = %path, "401: dropping the token, refreshing it and replaying the request once");
-                    inner.token.invalidate(&tok.token);
+                    app.token.invalidate(&tok.token);
                     Counters::inc(&inner.counters.retries);
                     self.emit(ClientEvent::Retry {
                         endpoint: path.to_string(),
@@ -584,7 +759,7 @@ impl FtClient {
                     });
                 }
                 Outcome::TooMany { retry_after } => {
-                    let wait = self.too_many(retry_after);
+                    let wait = self.too_many(app, retry_after);
                     let elapsed = inner.clock.now().saturating_duration_since(started);
                     if elapsed + wait > inner.retry.max_elapsed {
                         return Err(ApiError::RateLimited {
@@ -626,8 +801,8 @@ impl FtClient {
         }
     }
 
-    /// Handles a 429: pauses the shared budget and returns the pause.
-    fn too_many(&self, retry_after: Option<Duration>) -> Duration {
+    /// Handles a 429: pauses the application's budget and returns the pause.
+    fn too_many(&self, app: &App, retry_after: Option<Duration>) -> Duration {
         Counters::inc(&self.inner.counters.responses_429);
         let wait = match retry_after {
             Some(d) => d,
@@ -637,13 +812,14 @@ impl FtClient {
             ?wait,
             "HTTP 429: pausing every request for the server's Retry-After"
         );
-        self.inner.pacer.pause(wait);
+        app.pacer.pause(wait);
         wait
     }
 
     /// Sends one request and classifies the answer. `api` is false for the token endpoint.
     async fn exchange(
         &self,
+        app: &App,
         req: reqwest::RequestBuilder,
         endpoint: &str,
         attempt: u32,
@@ -655,7 +831,7 @@ impl FtClient {
         };
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
-        self.inner.pacer.observe(&rate_headers(&headers));
+        app.pacer.observe(&rate_headers(&headers));
         let body = match resp.bytes().await {
             Ok(b) => b.to_vec(),
             Err(e) => return transport_outcome(endpoint, attempt, e),
@@ -702,24 +878,24 @@ impl FtClient {
 
     /// Returns a usable token, fetching one when needed. The flag says whether this call sent a
     /// token request itself.
-    async fn token(&self) -> Result<(CachedToken, bool), ApiError> {
+    async fn token(&self, app: &App) -> Result<(CachedToken, bool), ApiError> {
         let inner = &self.inner;
         let now = inner.clock.utc();
-        if let Some(tok) = inner.token.get()
+        if let Some(tok) = app.token.get()
             && tok.usable(now)
         {
             if tok.wants_refresh(now, inner.refresh_margin)
-                && let Ok(mut st) = inner.token.refresh.try_lock()
+                && let Ok(mut st) = app.token.refresh.try_lock()
             {
                 let due = st.last_soft_attempt.is_none_or(|t| {
                     inner.clock.now().saturating_duration_since(t) >= SOFT_RETRY_INTERVAL
                 });
                 // Another task may have refreshed while we looked.
-                let current = inner.token.get();
+                let current = app.token.get();
                 let still_old = current.as_ref().is_some_and(|c| c.token == tok.token);
                 if due && still_old {
                     st.last_soft_attempt = Some(inner.clock.now());
-                    match self.fetch_token(&mut st, Some(&tok)).await {
+                    match self.fetch_token(app, &mut st, Some(&tok)).await {
                         Ok(new) => return Ok((new, true)),
                         Err(e) => {
                             tracing::warn!(error = %e, "proactive token refresh failed; the current token is still valid");
@@ -732,27 +908,28 @@ impl FtClient {
                 }
             }
             return Ok((
-                inner.token.get().filter(|c| c.usable(now)).unwrap_or(tok),
+                app.token.get().filter(|c| c.usable(now)).unwrap_or(tok),
                 false,
             ));
         }
         // No usable token: single flight. Whoever holds the lock fetches; the others wait and
         // then find the new token in the cache.
-        let mut st = inner.token.refresh.lock().await;
+        let mut st = app.token.refresh.lock().await;
         let now = inner.clock.utc();
-        if let Some(tok) = inner.token.get()
+        if let Some(tok) = app.token.get()
             && tok.usable(now)
         {
             return Ok((tok, false));
         }
-        let previous = inner.token.get();
-        let tok = self.fetch_token(&mut st, previous.as_ref()).await?;
+        let previous = app.token.get();
+        let tok = self.fetch_token(app, &mut st, previous.as_ref()).await?;
         Ok((tok, true))
     }
 
     /// Sends token requests (with secret failover and retries) and caches the result.
     async fn fetch_token(
         &self,
+        app: &App,
         st: &mut crate::token::RefreshState,
         previous: Option<&CachedToken>,
     ) -> Result<CachedToken, ApiError> {
@@ -763,18 +940,19 @@ impl FtClient {
         let mut attempt = 0u32;
         let mut tried_next = false;
         loop {
-            self.pace().await;
+            self.pace(app).await?;
             attempt += 1;
             Counters::inc(&inner.counters.requests);
             Counters::inc(&inner.counters.token_requests);
-            let secret = &inner.secrets[st.secret_index.min(inner.secrets.len() - 1)];
+            app.count_request();
+            let secret = &app.secrets[st.secret_index.min(app.secrets.len() - 1)];
             let sent_at = inner.clock.utc();
             let req = inner.http.post(&inner.token_url).form(&[
                 ("grant_type", "client_credentials"),
-                ("client_id", inner.client_id.as_str()),
+                ("client_id", app.client_id.as_str()),
                 ("client_secret", secret.expose()),
             ]);
-            let outcome = self.exchange(req, endpoint, attempt, false).await;
+            let outcome = self.exchange(app, req, endpoint, attempt, false).await;
             match outcome {
                 Outcome::Ok(resp) => {
                     let parsed: TokenResponse =
@@ -833,11 +1011,11 @@ impl FtClient {
                     Counters::inc(&inner.counters.token_refreshes);
                     tracing::info!(%expires_at, reused, "access token obtained");
                     self.emit(ClientEvent::TokenRefreshed { expires_at, reused });
-                    inner.token.set(cached.clone());
+                    app.token.set(cached.clone());
                     return Ok(cached);
                 }
                 Outcome::TooMany { retry_after } => {
-                    let wait = self.too_many(retry_after);
+                    let wait = self.too_many(app, retry_after);
                     if inner.clock.now().saturating_duration_since(started) + wait
                         > inner.retry.max_elapsed
                     {
@@ -875,7 +1053,7 @@ impl FtClient {
                         .and_then(|b| b.error)
                         .is_some_and(|e| e == "invalid_client");
                     if invalid_client {
-                        if st.secret_index + 1 < inner.secrets.len() {
+                        if st.secret_index + 1 < app.secrets.len() {
                             st.secret_index += 1;
                             tried_next = true;
                             tracing::warn!(
@@ -901,7 +1079,7 @@ impl FtClient {
     /// could echo the token request's form body, and errors must never carry a secret.
     fn redact(&self, e: ApiError) -> ApiError {
         let scrub = |mut body: String| {
-            for secret in &self.inner.secrets {
+            for secret in self.inner.apps.iter().flat_map(|a| &a.secrets) {
                 if !secret.expose().is_empty() {
                     let encoded: String =
                         url::form_urlencoded::byte_serialize(secret.expose().as_bytes()).collect();

@@ -135,6 +135,17 @@ pub enum ApiError {
         endpoint: String,
     },
 
+    /// The budget shared with other processes (a rate ledger in the database) could not be
+    /// reserved; no request was sent.
+    #[error(
+        "cannot reserve the shared request budget: {message}; check that the database is \
+         reachable"
+    )]
+    SharedBudget {
+        /// What the shared budget reported.
+        message: String,
+    },
+
     /// A path or URL could not be turned into a request URL.
     #[error("invalid URL {url:?}: {message}")]
     Url {
@@ -153,7 +164,8 @@ impl ApiError {
             ApiError::Transport { .. }
             | ApiError::Timeout { .. }
             | ApiError::Challenge { .. }
-            | ApiError::RateLimited { .. } => true,
+            | ApiError::RateLimited { .. }
+            | ApiError::SharedBudget { .. } => true,
             ApiError::Status { status, .. } => *status >= 500 || *status == 429,
             ApiError::Token { status, .. } => *status >= 500,
             _ => false,

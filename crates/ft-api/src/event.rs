@@ -32,6 +32,14 @@ pub enum ClientEvent {
         /// Whether the server returned the token it had issued before (token reuse).
         reused: bool,
     },
+    /// An application's secret was rejected and it left the rotation (several applications;
+    /// the others go on).
+    ApplicationRejected {
+        /// The application's UID.
+        client_id: String,
+        /// Applications still in the rotation.
+        applications_left: u32,
+    },
     /// A response carried a field the models do not know (reported once per endpoint and field).
     SchemaDrift {
         /// The endpoint pattern, e.g. `/v2/campus/:id/users`.
@@ -58,8 +66,12 @@ pub struct ClientStats {
     pub token_refreshes: u64,
     /// Total time requests spent waiting (pacer, `Retry-After`, backoff).
     pub wait_time: Duration,
-    /// Time spent in the pacer only.
+    /// Time spent in the pacer only (the shared budget's waits included).
     pub pacer_wait_time: Duration,
+    /// Applications in the rotation (see `FtClient::applications`).
+    pub applications_active: u32,
+    /// Applications taken out of the rotation because their secret was rejected.
+    pub applications_rejected: u32,
 }
 
 #[derive(Debug, Default)]
@@ -97,6 +109,8 @@ impl Counters {
             token_refreshes: load(&self.token_refreshes),
             wait_time: Duration::from_nanos(load(&self.wait_nanos)),
             pacer_wait_time: Duration::from_nanos(load(&self.pacer_wait_nanos)),
+            applications_active: 0,
+            applications_rejected: 0,
         }
     }
 }

@@ -30,6 +30,7 @@
 //! without a token from both pacing buckets; an item without an `id` is a decode error, never a
 //! dropped row; each page keeps the raw JSON of each item.
 
+mod apps;
 mod client;
 mod clock;
 mod config;
@@ -41,8 +42,10 @@ mod pacer;
 mod page;
 mod query;
 mod secret;
+mod shared_budget;
 mod token;
 
+pub use apps::{Application, ApplicationState, ApplicationStatus};
 pub use client::{DEFAULT_BASE_URL, DEFAULT_USER_AGENT, FtClient, FtClientBuilder};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{RateConfig, RetryConfig};
@@ -53,6 +56,7 @@ pub use pacer::{BucketParams, DEFAULT_JITTER_MARGIN};
 pub use page::{Links, Page, RequestMeta};
 pub use query::{DEFAULT_PER_PAGE, Query, rfc3339};
 pub use secret::{AccessToken, ClientId, ClientSecret};
+pub use shared_budget::{ReserveFuture, SharedBudget, SharedBudgetError, SharedLimits};
 pub use token::TokenStatus;
 
 /// `Result` with this crate's error.

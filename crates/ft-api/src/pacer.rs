@@ -36,6 +36,7 @@
 //! disappears. A 429 pauses the whole budget for `Retry-After`.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -229,6 +230,9 @@ pub(crate) struct Pacer {
     state: Mutex<State>,
     margin: Duration,
     follow_server_limits: bool,
+    /// Callers inside `acquire` (queued or sleeping): how busy this budget is, for choosing
+    /// between applications.
+    waiting: AtomicUsize,
 }
 
 impl std::fmt::Debug for Pacer {
@@ -271,6 +275,7 @@ impl Pacer {
             }),
             margin,
             follow_server_limits,
+            waiting: AtomicUsize::new(0),
         }
     }
 
@@ -290,6 +295,8 @@ impl Pacer {
     /// called before each sleep with its length.
     pub(crate) async fn acquire(&self, mut on_wait: impl FnMut(Duration)) -> Duration {
         let start = self.clock.now();
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let _queued = QueuedGuard(&self.waiting);
         let _turn = self.turn.lock().await;
         loop {
             let now = self.clock.now();
@@ -379,6 +386,62 @@ impl Pacer {
     pub(crate) fn params(&self) -> (BucketParams, BucketParams) {
         let st = self.lock();
         (st.second.params, st.hour.params)
+    }
+
+    /// The server limits in force (configured, replaced by limit headers), without the
+    /// reduction for another consumer: what a shared budget must keep across processes.
+    pub(crate) fn limits(&self) -> RateConfig {
+        self.lock().base
+    }
+
+    /// The jitter margin built into the buckets.
+    pub(crate) fn margin(&self) -> Duration {
+        self.margin
+    }
+
+    /// A rough estimate of how long a new caller would wait for this budget: a server pause,
+    /// the per-second bucket's next token after our last take, the hourly budget when our own
+    /// takes in the window nearly use it up, and one steady interval for each caller already
+    /// queued. Used only to choose between applications, never to pace (the buckets do that
+    /// exactly; their token counts cannot be read without taking).
+    pub(crate) fn estimate_wait(&self) -> Duration {
+        let now = self.clock.now();
+        let st = self.lock();
+        let interval =
+            |p: &BucketParams| p.period / u32::try_from(p.tokens.max(1)).unwrap_or(u32::MAX);
+        let blocked = st
+            .blocked_until
+            .map_or(Duration::ZERO, |u| u.saturating_duration_since(now));
+        let second = st.sent.back().map_or(Duration::ZERO, |last| {
+            (*last + interval(&st.second.params)).saturating_duration_since(now)
+        });
+        let window = st.base.hour + self.margin;
+        let in_hour = st
+            .sent
+            .iter()
+            .rev()
+            .take_while(|t| now.saturating_duration_since(**t) <= window)
+            .count();
+        let hour = if in_hour + 1 >= st.effective.1 as usize {
+            interval(&st.hour.params)
+        } else {
+            Duration::ZERO
+        };
+        let steady = interval(&st.second.params).max(interval(&st.hour.params));
+        let queued = u32::try_from(self.waiting.load(Ordering::SeqCst)).unwrap_or(u32::MAX);
+        blocked
+            .max(second)
+            .max(hour)
+            .saturating_add(steady.saturating_mul(queued))
+    }
+}
+
+/// Decrements the waiter count when an `acquire` ends (or is cancelled).
+struct QueuedGuard<'a>(&'a AtomicUsize);
+
+impl Drop for QueuedGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

@@ -71,6 +71,28 @@ pub enum StoreError {
         #[source]
         source: diesel::result::Error,
     },
+    /// Another process holds the SQLite database's one-writer lock.
+    #[error(
+        "the SQLite database is in use by another ft42 process: {holder} (lock file {}, waited {waited:?}); \
+         SQLite serves one syncing process at a time: wait for it to finish, or use PostgreSQL to run several workers",
+        path.display()
+    )]
+    Locked {
+        /// The lock file.
+        path: std::path::PathBuf,
+        /// What the holder wrote in the lock file (command, pid, host, since when).
+        holder: String,
+        /// How long this process waited.
+        waited: std::time::Duration,
+    },
+    /// The lock file beside an SQLite database cannot be created or locked.
+    #[error("cannot use the lock file {}: {message}; check that its directory is writable", path.display())]
+    LockFile {
+        /// The lock file.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        message: String,
+    },
     /// The task's lease was taken over (or expired, or the task finished): the caller must stop
     /// working on it and write nothing.
     #[error("lease lost for task {task_id}: another worker owns it, it expired, or it is finished")]

@@ -38,7 +38,9 @@ mod cursors;
 mod engine_support;
 mod error;
 mod integrity_queries;
+mod lock;
 mod logs;
+mod rate_ledger;
 mod raw_json;
 mod reads;
 pub mod rows;
@@ -52,7 +54,9 @@ mod upsert;
 pub use apply::{ApplyOutcome, ApplyPage, Fence, FetchLogEntry};
 pub use cursors::{Cursor, CursorUpdate};
 pub use error::StoreError;
+pub use lock::{LockWait, WriterLock};
 pub use logs::{FetchLogRecord, IntegrityRun, RELATION_TAKE_LEASE, SyncRun};
+pub use rate_ledger::RateLedger;
 pub use reads::StoredRow;
 pub use rows::{Rows, Table, UnknownTable};
 pub use store::{Backend, POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS, Store, StoreOptions, redact_url};
@@ -79,6 +83,7 @@ pub const ALL_TABLE_NAMES: &[&str] = &[
     "sync_runs",
     "relation_queue",
     "integrity_runs",
+    "rate_reservations",
 ];
 
 /// The current UTC time without a zone, as every timestamp column stores it. Truncated to

@@ -29,13 +29,14 @@ fn migrate_applies_everything_once_and_schema_check_agrees() {
     for db in unmigrated() {
         let store = db.store();
         let err = store.schema_check().unwrap_err();
-        assert!(
-            matches!(&err, StoreError::PendingMigrations { pending } if pending.len() == 2),
-            "{}: {err}",
-            db.backend()
-        );
+        // Every embedded migration is pending (their number grows with the schema).
+        let pending = match &err {
+            StoreError::PendingMigrations { pending } => pending.len(),
+            other => panic!("{}: {other}", db.backend()),
+        };
+        assert!(pending >= 3, "{}: {err}", db.backend());
         assert!(err.to_string().contains("ft42 migrate"), "{err}");
-        assert_eq!(store.migrate().unwrap(), 2);
+        assert_eq!(store.migrate().unwrap(), pending);
         assert_eq!(store.migrate().unwrap(), 0);
         store.schema_check().unwrap();
         for table in Table::ALL {
@@ -74,7 +75,7 @@ fn the_url_decides_the_backend() {
     let plain = dir.path().join("plain.db");
     let store = Store::open(plain.to_str().unwrap()).unwrap();
     assert_eq!(store.backend(), Backend::Sqlite);
-    assert_eq!(store.migrate().unwrap(), 2);
+    assert!(store.migrate().unwrap() >= 3);
     assert!(plain.exists());
 }
 
