@@ -15,14 +15,30 @@ struct Id {
 }
 
 impl Store {
-    /// The earliest `next_run_at` among pending tasks, or `None` when nothing is pending: how
-    /// long a worker that found nothing runnable should wait.
+    /// When a task may next become claimable, or `None` when no task is pending or running:
+    /// how long a worker that found nothing runnable should wait before it looks again.
+    ///
+    /// That is the earliest `next_run_at` among pending tasks, or `lease_expires_at` among
+    /// running ones. Running tasks count because with several workers (on PostgreSQL) a task
+    /// held by another process is not finished: if that process died, its task is taken over
+    /// when the lease expires, so the workers still running must not all return before then
+    /// (a live worker's heartbeat keeps moving the lease, and its task ends done, pending or
+    /// failed).
     pub fn next_pending_at(&self) -> Result<Option<NaiveDateTime>, StoreError> {
-        with_conn!(self, |conn| tasks::table
-            .filter(tasks::state.eq(TaskState::Pending.as_str()))
-            .select(diesel::dsl::min(tasks::next_run_at))
-            .first::<Option<NaiveDateTime>>(conn)
-            .map_err(StoreError::q("next pending", "tasks")))
+        let (pending, leased) = with_conn!(self, |conn| {
+            let pending = tasks::table
+                .filter(tasks::state.eq(TaskState::Pending.as_str()))
+                .select(diesel::dsl::min(tasks::next_run_at))
+                .first::<Option<NaiveDateTime>>(conn)
+                .map_err(StoreError::q("next pending", "tasks"))?;
+            let leased = tasks::table
+                .filter(tasks::state.eq(TaskState::Running.as_str()))
+                .select(diesel::dsl::min(tasks::lease_expires_at))
+                .first::<Option<NaiveDateTime>>(conn)
+                .map_err(StoreError::q("next lease expiry", "tasks"))?;
+            Ok::<_, StoreError>((pending, leased))
+        })?;
+        Ok(pending.into_iter().chain(leased).min())
     }
 
     /// Puts every running task leased to `owner` back to pending, without spending an attempt.

@@ -43,7 +43,9 @@ fn enqueue_all_queues_every_task_and_reports_the_ones_already_live() {
 }
 
 #[test]
-fn next_pending_at_is_the_earliest_due_time_of_pending_tasks_only() {
+fn next_pending_at_is_the_earliest_due_time_or_lease_expiry() {
+    // ts() counts minutes: an hour's lease outlives every claim below.
+    const LEASE: Duration = Duration::from_secs(3600);
     for db in TestDb::all() {
         let store = db.store();
         assert_eq!(store.next_pending_at().unwrap(), None);
@@ -51,10 +53,19 @@ fn next_pending_at_is_the_earliest_due_time_of_pending_tasks_only() {
             .enqueue_all(&[task("a", ts(10)), task("b", ts(5)), task("c", ts(7))])
             .unwrap();
         assert_eq!(store.next_pending_at().unwrap(), Some(ts(5)));
-        // Claimed (running) tasks do not count.
-        let claimed = store.claim("w", LEASE, ts(6)).unwrap().expect("claims b");
-        assert_eq!(claimed.task.scope, "b");
+        // A running task counts from its lease's expiry (ts(66)), later than c's due time.
+        let b = store.claim("w", LEASE, ts(6)).unwrap().expect("claims b");
+        assert_eq!(b.task.scope, "b");
         assert_eq!(store.next_pending_at().unwrap(), Some(ts(7)));
+        // Nothing pending any more: a worker must still wait for the leases, because a dead
+        // holder's task is taken over when its lease expires.
+        let c = store.claim("w", LEASE, ts(7)).unwrap().expect("claims c");
+        let a = store.claim("w", LEASE, ts(10)).unwrap().expect("claims a");
+        assert_eq!(store.next_pending_at().unwrap(), Some(ts(66)));
+        for claimed in [a, b, c] {
+            store.complete(&claimed.fence).unwrap();
+        }
+        assert_eq!(store.next_pending_at().unwrap(), None);
     }
 }
 
