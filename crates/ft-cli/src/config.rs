@@ -119,6 +119,16 @@ pub enum ConfigError {
          client_secret_file in the config file)"
     )]
     MissingSecret,
+    /// The applications file (`FT42_APPLICATIONS_FILE`) cannot be read or is malformed.
+    #[error("bad applications file {} (from {origin}): {reason}", path.display())]
+    ApplicationsFile {
+        /// The file.
+        path: PathBuf,
+        /// Where the file name came from.
+        origin: Origin,
+        /// What is wrong, and what would be accepted.
+        reason: String,
+    },
     /// The secret file could not be read, or is empty.
     #[error("cannot read the client secret from {} (from {origin}): {reason}", path.display())]
     SecretFile {
@@ -165,6 +175,55 @@ impl fmt::Debug for Credentials {
             )
             .finish()
     }
+}
+
+/// One more 42 application from the applications file, read when a command needs it.
+#[derive(Clone)]
+pub struct ExtraApplication {
+    /// The application's UID.
+    pub client_id: String,
+    /// Its current secret.
+    pub client_secret: SecretString,
+    /// Its next secret (rotation), if configured.
+    pub client_secret_next: Option<SecretString>,
+}
+
+impl fmt::Debug for ExtraApplication {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExtraApplication")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"[redacted]")
+            .finish_non_exhaustive()
+    }
+}
+
+/// The applications file: `[[application]]` tables with a client id and secret *files* (an
+/// inline secret is refused, so the file itself holds no secret).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApplicationsFile {
+    #[serde(default)]
+    application: Vec<ApplicationEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApplicationEntry {
+    client_id: String,
+    secret_file: PathBuf,
+    next_secret_file: Option<PathBuf>,
+}
+
+/// Whether requests also reserve the budget shared by every process in the database's rate
+/// ledger (`FT42_SHARED_BUDGET`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SharedBudgetMode {
+    /// On for PostgreSQL (any number of workers), off for SQLite (one process at a time).
+    Auto,
+    /// Always.
+    On,
+    /// Never: this process paces alone (only safe when it is the only one).
+    Off,
 }
 
 /// The client's pacing budget.
@@ -215,6 +274,10 @@ pub struct Settings {
     pub config_file: Option<PathBuf>,
     /// The sync schedule used by `cron install` and `daemon`.
     pub schedule: ScheduleConfig,
+    /// More applications (`FT42_APPLICATIONS_FILE`), read by [`Settings::applications`].
+    applications_file: Option<(PathBuf, Origin)>,
+    /// The rate ledger setting (`FT42_SHARED_BUDGET`: auto, on or off).
+    pub shared_budget: SharedBudgetMode,
 }
 
 impl fmt::Debug for Settings {
@@ -249,6 +312,8 @@ struct FileConfig {
     log_retention_days: Option<u32>,
     export_dir: Option<PathBuf>,
     schedule: Option<ScheduleFile>,
+    applications_file: Option<PathBuf>,
+    shared_budget: Option<String>,
 }
 
 /// One layer's raw value and its origin.
@@ -389,6 +454,37 @@ impl Settings {
             .unwrap_or(DEFAULT_LOG_RETENTION_DAYS);
         let schedule = ScheduleConfig::from_file(l.file.schedule.as_ref(), l.file_path.as_deref())?;
 
+        // Several applications and the shared budget.
+        let applications_file = l
+            .env("FT42_APPLICATIONS_FILE")
+            .map(|raw| (PathBuf::from(raw.value.trim()), raw.origin))
+            .or_else(|| {
+                let raw = file_path_key("applications_file", &l.file.applications_file)?;
+                // Relative to the config file, like the secret file.
+                let path = match l.file_path.as_deref().and_then(Path::parent) {
+                    Some(dir) => dir.join(&raw.value),
+                    None => PathBuf::from(&raw.value),
+                };
+                Some((path, raw.origin))
+            });
+        let shared_budget = match l
+            .env("FT42_SHARED_BUDGET")
+            .or_else(|| file_key("shared_budget", &l.file.shared_budget))
+        {
+            None => SharedBudgetMode::Auto,
+            Some(raw) => match raw.value.trim() {
+                "auto" => SharedBudgetMode::Auto,
+                "on" => SharedBudgetMode::On,
+                "off" => SharedBudgetMode::Off,
+                other => {
+                    return Err(ConfigError::Invalid {
+                        origin: raw.origin,
+                        reason: format!("{other:?} is not one of auto, on, off"),
+                    });
+                }
+            },
+        };
+
         Ok(Settings {
             api_url,
             token_url,
@@ -404,6 +500,8 @@ impl Settings {
             export_dir,
             config_file: layers.file_path.clone(),
             schedule,
+            applications_file,
+            shared_budget,
         })
     }
 
@@ -428,6 +526,63 @@ impl Settings {
             client_secret,
             client_secret_next: self.secret_next.clone(),
         })
+    }
+
+    /// Reads the applications file (`FT42_APPLICATIONS_FILE` or `applications_file` in the
+    /// config file) and the secret files it names; empty when none is configured.
+    ///
+    /// The file is TOML: one `[[application]]` table per application with `client_id`,
+    /// `secret_file` and optionally `next_secret_file` (relative paths are relative to the
+    /// applications file). A malformed file is a configuration error (exit 2); an unreadable
+    /// secret file an authentication error (exit 3).
+    pub fn applications(&self) -> Result<Vec<ExtraApplication>, ConfigError> {
+        let Some((path, origin)) = &self.applications_file else {
+            return Ok(Vec::new());
+        };
+        let bad = |reason: String| ConfigError::ApplicationsFile {
+            path: path.clone(),
+            origin: origin.clone(),
+            reason,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+        let file: ApplicationsFile = toml::from_str(&text).map_err(|e| {
+            bad(format!(
+                "{}; expected [[application]] tables with client_id and secret_file",
+                toml_message(&text, &e)
+            ))
+        })?;
+        if file.application.is_empty() {
+            return Err(bad(
+                "it lists no application; add [[application]] tables with client_id and secret_file"
+                    .into(),
+            ));
+        }
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let secret_origin = Origin::File {
+            key: "secret_file",
+            path: path.clone(),
+        };
+        file.application
+            .into_iter()
+            .enumerate()
+            .map(|(i, entry)| {
+                let client_id = entry.client_id.trim().to_owned();
+                if client_id.is_empty() {
+                    return Err(bad(format!("application {} has an empty client_id", i + 1)));
+                }
+                let client_secret =
+                    read_secret_file(&dir.join(&entry.secret_file), &secret_origin)?;
+                let client_secret_next = entry
+                    .next_secret_file
+                    .map(|f| read_secret_file(&dir.join(f), &secret_origin))
+                    .transpose()?;
+                Ok(ExtraApplication {
+                    client_id,
+                    client_secret,
+                    client_secret_next,
+                })
+            })
+            .collect()
     }
 
     /// Whether a client secret is configured at all (without reading a secret file).
@@ -943,6 +1098,94 @@ mod tests {
         .unwrap_err();
         assert_eq!(err.exit(), Exit::Usage);
         assert!(!err.to_string().contains("\"s\""));
+    }
+
+    #[test]
+    fn applications_file_lists_more_applications_with_secret_files() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("b.secret"), "s-b\n").unwrap();
+        std::fs::write(dir.path().join("b.next"), "s-b-next").unwrap();
+        std::fs::write(dir.path().join("c.secret"), "s-c").unwrap();
+        let apps = dir.path().join("apps.toml");
+        std::fs::write(
+            &apps,
+            "[[application]]\nclient_id = \"u-b\"\nsecret_file = \"b.secret\"\n\
+             next_secret_file = \"b.next\"\n\n[[application]]\nclient_id = \"u-c\"\n\
+             secret_file = \"c.secret\"\n",
+        )
+        .unwrap();
+        let s = Settings::resolve(
+            &GlobalArgs::default(),
+            env(&[("FT42_APPLICATIONS_FILE", apps.to_str().unwrap())]),
+        )
+        .unwrap();
+        let list = s.applications().unwrap();
+        assert_eq!(list.len(), 2);
+        assert_eq!(list[0].client_id, "u-b");
+        assert_eq!(list[0].client_secret.expose_secret(), "s-b");
+        assert_eq!(
+            list[0].client_secret_next.as_ref().unwrap().expose_secret(),
+            "s-b-next"
+        );
+        assert_eq!(list[1].client_secret.expose_secret(), "s-c");
+        assert!(!format!("{list:?}").contains("s-b"));
+        // None configured: no extra application.
+        let s = Settings::resolve(&GlobalArgs::default(), env(&[])).unwrap();
+        assert!(s.applications().unwrap().is_empty());
+        assert_eq!(s.shared_budget, SharedBudgetMode::Auto);
+    }
+
+    #[test]
+    fn applications_file_problems_name_the_setting_and_the_class() {
+        let dir = tempfile::tempdir().unwrap();
+        let apps = dir.path().join("apps.toml");
+        let load = || {
+            Settings::resolve(
+                &GlobalArgs::default(),
+                env(&[("FT42_APPLICATIONS_FILE", apps.to_str().unwrap())]),
+            )
+            .unwrap()
+            .applications()
+            .unwrap_err()
+        };
+        // Missing file, empty list: configuration errors naming the setting.
+        let err = load();
+        assert_eq!(err.exit(), Exit::Usage);
+        assert!(err.to_string().contains("FT42_APPLICATIONS_FILE"), "{err}");
+        std::fs::write(&apps, "").unwrap();
+        assert!(load().to_string().contains("lists no application"));
+        // A secret file that cannot be read: authentication (exit 3).
+        std::fs::write(
+            &apps,
+            "[[application]]\nclient_id = \"u-b\"\nsecret_file = \"missing\"\n",
+        )
+        .unwrap();
+        assert_eq!(load().exit(), Exit::Auth);
+    }
+
+    #[test]
+    fn shared_budget_setting() {
+        for (value, mode) in [
+            ("auto", SharedBudgetMode::Auto),
+            ("on", SharedBudgetMode::On),
+            ("off", SharedBudgetMode::Off),
+        ] {
+            let s = Settings::resolve(
+                &GlobalArgs::default(),
+                env(&[("FT42_SHARED_BUDGET", value)]),
+            )
+            .unwrap();
+            assert_eq!(s.shared_budget, mode);
+        }
+        let err = Settings::resolve(
+            &GlobalArgs::default(),
+            env(&[("FT42_SHARED_BUDGET", "maybe")]),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().starts_with("invalid FT42_SHARED_BUDGET"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -1,12 +1,14 @@
 //! Helpers shared by the commands: opening the store, building the API client, waiting for a
 //! shutdown signal.
 
+use std::sync::{Arc, Mutex};
+
 use anyhow::Context;
-use ft_api::{ClientSecret, FtClient, RateConfig};
-use ft_store::Store;
+use ft_api::{Application, ClientSecret, FtClient, RateConfig, SharedBudget};
+use ft_store::{LockWait, RateLedger, Store, WriterLock};
 use secrecy::ExposeSecret;
 
-use crate::config::Settings;
+use crate::config::{Settings, SharedBudgetMode};
 
 /// The User-Agent sent to the API (it sits behind Cloudflare, which blocks clients without one).
 pub(crate) const USER_AGENT: &str = concat!(
@@ -50,8 +52,29 @@ pub(crate) async fn open_migrated(settings: &Settings) -> anyhow::Result<(Store,
 /// Builds the API client from the settings (credentials are read here, exit 3 when missing).
 /// The client logs its own token refreshes and retries.
 pub(crate) fn api_client(settings: &Settings) -> anyhow::Result<FtClient> {
+    api_client_with(settings, None)
+}
+
+/// [`api_client`] with every application of the applications file and, if given, a budget
+/// shared with other processes.
+pub(crate) fn api_client_with(
+    settings: &Settings,
+    shared: Option<Arc<dyn SharedBudget>>,
+) -> anyhow::Result<FtClient> {
     let creds = settings.credentials()?;
-    let client = FtClient::builder()
+    let mut builder = FtClient::builder();
+    for app in settings.applications()? {
+        builder = builder.application(Application {
+            client_id: app.client_id.into(),
+            secret: ClientSecret::new(app.client_secret.expose_secret()),
+            next_secret: app
+                .client_secret_next
+                .map(|s| ClientSecret::new(s.expose_secret())),
+            rate: None,
+        });
+    }
+    let client = builder
+        .shared_budget(shared)
         .base_url(settings.api_url.as_str().trim_end_matches('/'))
         .token_url(settings.token_url.as_str())
         .client_id(creds.client_id)
@@ -70,6 +93,37 @@ pub(crate) fn api_client(settings: &Settings) -> anyhow::Result<FtClient> {
         .build()
         .context("cannot build the API client (check FT42_API_URL and the FT42_RATE_* settings)")?;
     Ok(client)
+}
+
+/// The budget shared by every process using this database (its rate ledger), when
+/// `FT42_SHARED_BUDGET` asks for it: `auto` (the default) on PostgreSQL only.
+pub(crate) fn shared_budget(settings: &Settings, store: &Store) -> Option<Arc<dyn SharedBudget>> {
+    let on = match settings.shared_budget {
+        SharedBudgetMode::Auto => RateLedger::needed(store.backend()),
+        SharedBudgetMode::On => true,
+        SharedBudgetMode::Off => false,
+    };
+    on.then(|| Arc::new(RateLedger::new(store.clone())) as Arc<dyn SharedBudget>)
+}
+
+/// The one-writer lock of an SQLite database, held until the process ends.
+static WRITER_LOCK: Mutex<Option<WriterLock>> = Mutex::new(None);
+
+/// Makes this process the only one syncing into an SQLite database (a second one gets a clear
+/// error naming the first); nothing on PostgreSQL, where any number of workers share the queue.
+pub(crate) async fn hold_writer_lock(store: &Store, command: &str) -> anyhow::Result<()> {
+    let store = store.clone();
+    let holder = format!("ft42 {command}");
+    blocking(move || {
+        let mut held = WRITER_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        if held.is_none() {
+            *held = store
+                .writer_lock(LockWait::Fail, &holder)
+                .context("cannot start")?;
+        }
+        Ok(())
+    })
+    .await
 }
 
 /// Completes on the first SIGINT (Ctrl-C) or SIGTERM.

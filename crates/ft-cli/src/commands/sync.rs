@@ -12,7 +12,9 @@ use crate::config::Settings;
 use crate::exit::{Classified, Exit};
 use crate::report::Reporter;
 
-use super::support::{api_client, open_migrated, shutdown_signal};
+use super::support::{
+    api_client, api_client_with, hold_writer_lock, open_migrated, shared_budget, shutdown_signal,
+};
 
 /// The engine settings derived from the ft42 settings.
 pub(crate) fn engine_config(settings: &Settings) -> EngineConfig {
@@ -29,11 +31,15 @@ pub(crate) fn engine_config(settings: &Settings) -> EngineConfig {
     }
 }
 
-/// Builds an engine over a migrated store and a client from the settings.
+/// Builds an engine over a migrated store and a client from the settings. On SQLite this
+/// process becomes the database's only writer; on PostgreSQL every request also reserves the
+/// application's budget in the shared rate ledger (unless `FT42_SHARED_BUDGET=off`).
 pub(crate) async fn engine(settings: &Settings) -> anyhow::Result<Engine> {
     // Credentials first: a missing secret should not wait for a database connection.
-    let client = api_client(settings)?;
+    api_client(settings)?;
     let (store, _) = open_migrated(settings).await?;
+    hold_writer_lock(&store, "sync, worker or daemon").await?;
+    let client = api_client_with(settings, shared_budget(settings, &store))?;
     Ok(Engine::new(client, store, engine_config(settings)))
 }
 
