@@ -760,6 +760,7 @@ impl FtClient {
                 }
                 Outcome::TooMany { retry_after } => {
                     let wait = self.too_many(app, retry_after);
+                    self.share_pause(app, wait).await;
                     let elapsed = inner.clock.now().saturating_duration_since(started);
                     if elapsed + wait > inner.retry.max_elapsed {
                         return Err(ApiError::RateLimited {
@@ -814,6 +815,16 @@ impl FtClient {
         );
         app.pacer.pause(wait);
         wait
+    }
+
+    /// Passes a 429's pause to the shared budget, so other processes wait too. A failure only
+    /// costs that: this process pauses anyway.
+    async fn share_pause(&self, app: &App, wait: Duration) {
+        if let Some(shared) = &self.inner.shared
+            && let Err(e) = shared.pause(app.client_id.as_str(), wait).await
+        {
+            tracing::warn!(error = %e, "cannot share the 429 pause with the other processes");
+        }
     }
 
     /// Sends one request and classifies the answer. `api` is false for the token endpoint.
@@ -1016,6 +1027,7 @@ impl FtClient {
                 }
                 Outcome::TooMany { retry_after } => {
                     let wait = self.too_many(app, retry_after);
+                    self.share_pause(app, wait).await;
                     if inner.clock.now().saturating_duration_since(started) + wait
                         > inner.retry.max_elapsed
                     {

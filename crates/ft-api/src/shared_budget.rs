@@ -13,7 +13,8 @@
 //!
 //! The local pacer stays in force: it still follows the server's rate-limit headers (which stay
 //! the final word: another consumer seen in `Remaining` lowers the budget) and pauses every
-//! request after a 429. Without a shared budget a client behaves exactly as before.
+//! request after a 429; the 429's pause is also passed to [`SharedBudget::pause`] so that the
+//! other processes wait too. Without a shared budget a client behaves exactly as before.
 //!
 //! `ft-store` implements this trait on PostgreSQL (`ft_store::RateLedger`).
 
@@ -66,4 +67,12 @@ pub trait SharedBudget: Send + Sync + fmt::Debug {
     /// how long from now that instant is (zero when the request may go at once). The caller
     /// sleeps that long and then sends.
     fn reserve<'a>(&'a self, app: &'a str, limits: SharedLimits) -> ReserveFuture<'a>;
+
+    /// The server answered 429 for `app` and asked for `wait`: no process should send for
+    /// `app` before then. The default does nothing (the local pacer pauses this process
+    /// anyway); the returned duration is ignored.
+    fn pause<'a>(&'a self, app: &'a str, wait: Duration) -> ReserveFuture<'a> {
+        let _ = (app, wait);
+        Box::pin(async { Ok(Duration::ZERO) })
+    }
 }

@@ -176,14 +176,23 @@ fn an_application_listed_twice_is_a_configuration_error() {
     assert!(!err.to_string().contains("s-b"), "{err}");
 }
 
-/// Counts reservations and asks for a fixed wait.
+/// Counts reservations and pauses, and asks for a fixed wait.
 #[derive(Debug, Default)]
 struct Counting {
     calls: AtomicU64,
+    pauses: AtomicU64,
     apps: std::sync::Mutex<Vec<String>>,
 }
 
 impl SharedBudget for Counting {
+    fn pause<'a>(&'a self, _app: &'a str, wait: Duration) -> ReserveFuture<'a> {
+        Box::pin(async move {
+            assert!(wait > Duration::ZERO);
+            self.pauses.fetch_add(1, Ordering::SeqCst);
+            Ok(Duration::ZERO)
+        })
+    }
+
     fn reserve<'a>(&'a self, app: &'a str, limits: SharedLimits) -> ReserveFuture<'a> {
         Box::pin(async move {
             assert_eq!(limits.per_second, 5);
@@ -215,4 +224,22 @@ async fn every_request_token_requests_included_reserves_the_shared_budget_and_wa
             .all(|a| *a == sim.credentials().client_id)
     );
     assert!(stats.pacer_wait_time >= Duration::from_millis(6 * 30));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_is_passed_to_the_shared_budget_so_other_processes_pause_too() {
+    let sim = sim().await;
+    sim.set_faults(ft_sim::Faults {
+        spontaneous_429_rate: 0.3,
+        ..ft_sim::Faults::default()
+    });
+    let shared = Arc::new(Counting::default());
+    let client = builder(&sim)
+        .shared_budget(Some(shared.clone() as Arc<dyn SharedBudget>))
+        .build()
+        .unwrap();
+    fetch(&client, 8).await.unwrap();
+    let stats = client.stats();
+    assert!(stats.responses_429 > 0, "the faults produced no 429");
+    assert_eq!(shared.pauses.load(Ordering::SeqCst), stats.responses_429);
 }

@@ -48,6 +48,9 @@ diesel::table! {
 /// The two-key form lives in a different key space from the migration lock's one-key form.
 const PG_LEDGER_LOCK: i32 = 0x6674_3432;
 
+/// The database server's current UTC time, at the precision the ledger stores.
+const PG_NOW: &str = "(clock_timestamp() AT TIME ZONE 'UTC')::timestamp(6)";
+
 /// A duration as a chrono delta, rounded *up* to the microsecond (the precision both backends
 /// store), so a rounded reservation is never earlier than the rule allows.
 fn micros_up(d: Duration) -> TimeDelta {
@@ -118,9 +121,7 @@ impl Store {
                 // The database's clock, shared by every process whatever their own clocks say.
                 let now: NaiveDateTime = diesel::select(diesel::dsl::sql::<
                     diesel::sql_types::Timestamp,
-                >(
-                    "(clock_timestamp() AT TIME ZONE 'UTC')::timestamp(6)"
-                ))
+                >(PG_NOW))
                 .get_result(conn)
                 .map_err(StoreError::q("ledger clock", "rate_reservations"))?;
                 let at = reserve_body!(conn, app, limits, now)?;
@@ -133,6 +134,43 @@ impl Store {
             }
         )?;
         Ok((at - now).to_std().unwrap_or_default())
+    }
+
+    /// Blocks every process's requests for `app` until `wait` from now (the server answered
+    /// 429 with this `Retry-After`): a reservation at that instant, which every later one must
+    /// follow (reservations are made in time order). It costs one request of the budget in the
+    /// ledger's accounting, which only errs on the safe side.
+    pub fn pause_requests(&self, app: &str, wait: Duration) -> Result<(), StoreError> {
+        let wait = micros_up(wait);
+        with_tx!(self,
+            pg: |conn| {
+                diesel::sql_query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+                    .bind::<diesel::sql_types::Integer, _>(PG_LEDGER_LOCK)
+                    .bind::<diesel::sql_types::Text, _>(app)
+                    .execute(conn)
+                    .map_err(StoreError::q("ledger lock", "rate_reservations"))?;
+                let now: NaiveDateTime = diesel::select(diesel::dsl::sql::<
+                    diesel::sql_types::Timestamp,
+                >(PG_NOW))
+                .get_result(conn)
+                .map_err(StoreError::q("ledger clock", "rate_reservations"))?;
+                diesel::insert_into(rate_reservations::table)
+                    .values((rate_reservations::app.eq(app), rate_reservations::at.eq(now + wait)))
+                    .execute(conn)
+                    .map_err(StoreError::q("pause", "rate_reservations"))?;
+                Ok(())
+            },
+            sqlite: |conn| {
+                diesel::insert_into(rate_reservations::table)
+                    .values((
+                        rate_reservations::app.eq(app),
+                        rate_reservations::at.eq(crate::now() + wait),
+                    ))
+                    .execute(conn)
+                    .map_err(StoreError::q("pause", "rate_reservations"))?;
+                Ok(())
+            }
+        )
     }
 
     /// The reserved instants of `app` still in the ledger, oldest first (for tests and
@@ -177,6 +215,22 @@ impl RateLedger {
 }
 
 impl SharedBudget for RateLedger {
+    fn pause<'a>(&'a self, app: &'a str, wait: Duration) -> ReserveFuture<'a> {
+        let store = self.store.clone();
+        let app = app.to_owned();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || store.pause_requests(&app, wait))
+                .await
+                .map_err(|e| SharedBudgetError {
+                    message: format!("the rate ledger task failed: {e}"),
+                })?
+                .map_err(|e| SharedBudgetError {
+                    message: format!("the rate ledger in the database failed: {e}"),
+                })?;
+            Ok(Duration::ZERO)
+        })
+    }
+
     fn reserve<'a>(&'a self, app: &'a str, limits: SharedLimits) -> ReserveFuture<'a> {
         let store = self.store.clone();
         let app = app.to_owned();
@@ -278,6 +332,21 @@ mod tests {
         let times = db.store().reservations("u-app").unwrap();
         assert_eq!(times.len(), 40);
         assert!(max_in(&times, l.second + l.margin) <= 5);
+    }
+
+    #[test]
+    fn a_pause_holds_back_every_later_reservation() {
+        for db in TestDb::all() {
+            let l = limits(100, 10_000, 60_000);
+            db.store()
+                .pause_requests("u-app", Duration::from_millis(1_500))
+                .unwrap();
+            let wait = db.store().reserve_request("u-app", &l).unwrap();
+            assert!(wait >= Duration::from_millis(1_400), "{wait:?}");
+            assert!(
+                db.store().reserve_request("u-other", &l).unwrap() < Duration::from_millis(200)
+            );
+        }
     }
 
     #[test]
