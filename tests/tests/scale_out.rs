@@ -231,37 +231,7 @@ async fn a_worker_killed_mid_task_is_taken_over_from_its_last_committed_page() {
         })
         .collect();
 
-    // Wait for a running task with at least one committed page and at least two to go.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let (victim, task_id, committed) = loop {
-        assert!(
-            Instant::now() < deadline,
-            "no multi-page task was caught running"
-        );
-        let running = db
-            .store()
-            .tasks(&TaskFilter {
-                state: Some(TaskState::Running),
-                ..TaskFilter::default()
-            })
-            .expect("list tasks");
-        let log = fetch_log(db.store());
-        // Campus-scoped listings have 7 pages or more here; global ones are a page or two.
-        let caught = running.iter().find_map(|t| {
-            let pages = log.iter().filter(|r| r.task_id == Some(t.id)).count();
-            (t.scope != "global" && (1..=4).contains(&pages)).then(|| {
-                (
-                    t.lease_owner.clone().expect("running has owner"),
-                    t.id,
-                    pages,
-                )
-            })
-        });
-        if let Some(found) = caught {
-            break found;
-        }
-        tokio::time::sleep(Duration::from_millis(15)).await;
-    };
+    let (victim, task_id, committed) = catch_running_task(db.store()).await;
     let mut child = children.remove(&victim).expect("the victim is one of ours");
     child.kill().expect("SIGKILL");
     child.wait().expect("reap");
@@ -297,8 +267,101 @@ async fn a_worker_killed_mid_task_is_taken_over_from_its_last_committed_page() {
     assert_part_one_matches(db.store(), &sim, Embedded::Exact);
 }
 
+/// Waits for a campus-scoped task that is running with one to four committed pages (campus
+/// listings have seven or more here, global ones a page or two); returns its owner, id and
+/// committed pages.
+async fn catch_running_task(store: &Store) -> (String, i64, usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "no multi-page task was caught running"
+        );
+        let running = store
+            .tasks(&TaskFilter {
+                state: Some(TaskState::Running),
+                ..TaskFilter::default()
+            })
+            .expect("list tasks");
+        let log = fetch_log(store);
+        let caught = running.iter().find_map(|t| {
+            let pages = log.iter().filter(|r| r.task_id == Some(t.id)).count();
+            (t.scope != "global" && (1..=4).contains(&pages)).then(|| {
+                (
+                    t.lease_owner.clone().expect("running has owner"),
+                    t.id,
+                    pages,
+                )
+            })
+        });
+        if let Some(found) = caught {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(15)).await;
+    }
+}
+
+fn signal(child: &Child, sig: &str) {
+    let status = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill {sig} failed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_worker_loses_its_task_and_cannot_commit_when_it_wakes_up() {
+    let limits = limits(10_000, Duration::from_secs(3600));
+    let sim = sim(404, 2, 700, limits).await;
+    let db = TestDb::postgres();
+    plan(&sim, db.store(), 2).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let workers = Workers {
+        sim: &sim,
+        db_url: db.url(),
+        apps_file: apps_file(dir.path(), &[sim.credentials()]),
+        limits,
+        lease: Duration::from_millis(1500),
+        shared: true,
+    };
+    let mut children: BTreeMap<String, Child> = (0..3)
+        .map(|i| {
+            let id = format!("w{i}");
+            let child = workers.spawn(&id);
+            (id, child)
+        })
+        .collect();
+    let (stalled, task_id, committed) = catch_running_task(db.store()).await;
+    let sleeper = children.remove(&stalled).expect("one of ours");
+    signal(&sleeper, "-STOP");
+    // Stopped well past its lease: another worker takes the task over meanwhile.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let t = db.store().task(task_id).expect("read").expect("task");
+        if t.lease_owner.as_deref() != Some(stalled.as_str()) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "task {task_id} was never taken over"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    signal(&sleeper, "-CONT");
+    eprintln!("stalled {stalled} holding task {task_id} after {committed} committed page(s)");
+    // The woken worker finds its lease lost, commits nothing more for that task and goes on.
+    wait_ok(sleeper, &stalled);
+    for (id, child) in children {
+        wait_ok(child, &id);
+    }
+    assert_all_done(db.store());
+    assert_no_page_committed_twice(db.store());
+    assert_eq!(sim.count_status(429), 0);
+    assert_part_one_matches(db.store(), &sim, Embedded::Exact);
+}
+
 /// Without the shared ledger, four processes each pace for the whole budget: the server
-/// answers 429s. This is the control for the test above (the ledger is what keeps them at 0).
+/// answers 429s. This is the control for the four-worker test (the ledger is what keeps that one at zero).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_the_ledger_four_workers_overspend_the_budget() {
     let limits = limits(20, Duration::from_secs(4));

@@ -48,6 +48,19 @@ diesel::table! {
 /// The two-key form lives in a different key space from the migration lock's one-key form.
 const PG_LEDGER_LOCK: i32 = 0x6674_3432;
 
+/// Bounds how long one process can hold an application's ledger lock: a process that stalls
+/// inside the transaction (stopped, swapped out, a frozen VM) would otherwise block every other
+/// process's requests for that application until it resumes. The server ends a transaction left
+/// idle that long (the stalled process then gets an error and retries), and a waiter gives up
+/// rather than hang if the lock is held even longer.
+fn guard_pg_transaction(conn: &mut diesel::PgConnection) -> Result<(), StoreError> {
+    use diesel::connection::SimpleConnection;
+    conn.batch_execute(
+        "SET LOCAL idle_in_transaction_session_timeout = '5s'; SET LOCAL lock_timeout = '15s'",
+    )
+    .map_err(StoreError::q("ledger timeouts", "rate_reservations"))
+}
+
 /// The database server's current UTC time, at the precision the ledger stores.
 const PG_NOW: &str = "(clock_timestamp() AT TIME ZONE 'UTC')::timestamp(6)";
 
@@ -113,6 +126,7 @@ impl Store {
     ) -> Result<Duration, StoreError> {
         let (at, now) = with_tx!(self,
             pg: |conn| {
+                guard_pg_transaction(conn)?;
                 diesel::sql_query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
                     .bind::<diesel::sql_types::Integer, _>(PG_LEDGER_LOCK)
                     .bind::<diesel::sql_types::Text, _>(app)
@@ -144,6 +158,7 @@ impl Store {
         let wait = micros_up(wait);
         with_tx!(self,
             pg: |conn| {
+                guard_pg_transaction(conn)?;
                 diesel::sql_query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
                     .bind::<diesel::sql_types::Integer, _>(PG_LEDGER_LOCK)
                     .bind::<diesel::sql_types::Text, _>(app)
