@@ -41,12 +41,18 @@ pub(crate) async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
 /// Opens the database and applies pending migrations; returns the store and how many ran.
 pub(crate) async fn open_migrated(settings: &Settings) -> anyhow::Result<(Store, usize)> {
     let store = open_store(settings).await?;
+    let applied = migrate_opened(settings, &store).await?;
+    Ok((store, applied))
+}
+
+/// Applies pending migrations to an opened store; returns how many ran.
+pub(crate) async fn migrate_opened(settings: &Settings, store: &Store) -> anyhow::Result<usize> {
     let s = store.clone();
     let applied = blocking(move || s.migrate().context("cannot migrate the database")).await?;
     if applied > 0 {
         tracing::info!(applied, database = %settings.database_url_redacted(), "migrated the database");
     }
-    Ok((store, applied))
+    Ok(applied)
 }
 
 /// Builds the API client from the settings (credentials are read here, exit 3 when missing).

@@ -13,7 +13,8 @@ use crate::exit::{Classified, Exit};
 use crate::report::Reporter;
 
 use super::support::{
-    api_client, api_client_with, hold_writer_lock, open_migrated, shared_budget, shutdown_signal,
+    api_client, api_client_with, hold_writer_lock, migrate_opened, open_store, shared_budget,
+    shutdown_signal,
 };
 
 /// The engine settings derived from the ft42 settings.
@@ -37,8 +38,10 @@ pub(crate) fn engine_config(settings: &Settings) -> EngineConfig {
 pub(crate) async fn engine(settings: &Settings) -> anyhow::Result<Engine> {
     // Credentials first: a missing secret should not wait for a database connection.
     api_client(settings)?;
-    let (store, _) = open_migrated(settings).await?;
+    // The lock before the migration: a refused second process must not touch the schema.
+    let store = open_store(settings).await?;
     hold_writer_lock(&store, "sync, worker or daemon").await?;
+    migrate_opened(settings, &store).await?;
     let client = api_client_with(settings, shared_budget(settings, &store))?;
     Ok(Engine::new(client, store, engine_config(settings)))
 }
