@@ -42,6 +42,12 @@ pub use error::SyncError;
 pub use planner::{Backlog, backlog};
 pub use progress::{Progress, ProgressTx};
 
+/// The resource names the engine plans tasks for (task kinds and cursor resources), as used by
+/// [`EngineConfig::freshness`].
+pub fn resources() -> Vec<&'static str> {
+    listing::Listing::ALL.iter().map(|l| l.as_str()).collect()
+}
+
 /// Cursor rows written by this version carry this format number.
 pub(crate) const CURSOR_FORMAT: i32 = 1;
 

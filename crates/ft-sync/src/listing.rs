@@ -135,6 +135,30 @@ impl Listing {
         Listing::MissingUsers,
     ];
 
+    /// Every listing.
+    pub(crate) const ALL: [Listing; 20] = [
+        Listing::Campuses,
+        Listing::Cursus,
+        Listing::Projects,
+        Listing::Achievements,
+        Listing::Users,
+        Listing::CampusUsers,
+        Listing::CursusUsers,
+        Listing::PiscineLevels,
+        Listing::ProjectsUsers,
+        Listing::AchievementsUsers,
+        Listing::Blocs,
+        Listing::CoalitionsUsers,
+        Listing::Locations,
+        Listing::OpenLocations,
+        Listing::CursusUsersDeletions,
+        Listing::ProjectsUsersDeletions,
+        Listing::CoalitionsUsersDeletions,
+        Listing::LocationsDeletions,
+        Listing::MissingUsers,
+        Listing::RelationUsers,
+    ];
+
     /// The resource name used for tasks, cursors and progress.
     pub(crate) fn as_str(self) -> &'static str {
         match self {
