@@ -941,14 +941,20 @@ mod tests {
         // Defaults not overridden stay.
         assert_eq!(s.freshness["blocs"], Duration::from_secs(3600));
         let s = Settings::resolve(&flags, env(&[("FT42_EXPORT_RETENTION_DAYS", "0")])).unwrap();
-        assert_eq!(s.export_retention_days, 0, "the environment wins over the file");
+        assert_eq!(
+            s.export_retention_days, 0,
+            "the environment wins over the file"
+        );
     }
 
     #[test]
     fn bad_freshness_entries_name_the_resource_and_what_is_accepted() {
         let dir = tempfile::tempdir().unwrap();
         for (text, expect) in [
-            ("[freshness]\nachievments_users = \"1h\"\n", "unknown resource"),
+            (
+                "[freshness]\nachievments_users = \"1h\"\n",
+                "unknown resource",
+            ),
             ("[freshness]\nlocations = \"soon\"\n", "not a duration"),
         ] {
             let cfg = write_config(dir.path(), text);
