@@ -149,3 +149,99 @@ async fn replaying_the_archive_into_an_empty_database_gives_the_same_tables() {
         "replay spends no API budget"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relation_rows_of_unknown_users_bring_their_users_in_by_id() {
+    let sim = common::sim(23, 1, 30).await;
+    let db = TestDb::sqlite();
+    let exports = tempfile::tempdir().unwrap();
+    let engine = engine(&sim, db.store().clone(), exports.path());
+    // Relations alone, into an empty database: every projects_user refers to a missing user.
+    let summary = engine
+        .sync(
+            SyncRequest::new(What::Relations, Mode::Full).campuses([1]),
+            progress::discard(),
+            std::future::pending(),
+        )
+        .await
+        .expect("relations sync");
+    assert_eq!(summary.tasks_failed, 0, "{:?}", summary.errors);
+    let store = db.store();
+    assert!(store.count(Table::ProjectsUsers, false).unwrap() > 0);
+    assert!(
+        store.missing_user_ids(10).unwrap().is_empty(),
+        "every user a relation row refers to was fetched"
+    );
+    let users = store.count(Table::Users, false).unwrap();
+    assert!(users > 0);
+    // Fetched by id, 100 per request.
+    let by_id = sim
+        .ledger()
+        .iter()
+        .filter(|e| e.path == "/v2/users" && e.query.contains("filter%5Bid%5D"))
+        .count();
+    assert_eq!(by_id as i64, (users + 99) / 100);
+    // And queued for the relation worker, which reads their other relations.
+    assert!(
+        sim.ledger()
+            .iter()
+            .any(|e| e.path == "/v2/achievements_users" && e.query.contains("filter%5Buser_id%5D")),
+        "the relation worker ran for the fetched users"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backfill_yields_to_hot_work_after_a_page_and_resumes_from_its_cursor() {
+    let sim = common::sim(24, 1, 450).await;
+    let db = TestDb::sqlite();
+    let exports = tempfile::tempdir().unwrap();
+    let engine = engine(&sim, db.store().clone(), exports.path());
+    let planner = engine.clone();
+    // When the users backfill (5 pages) has committed its second page, hot work arrives: the
+    // campus's blocs (a small re-read, planned in the hot lane).
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let hot = tokio::spawn(async move {
+        let mut pages = 0;
+        while let Some(event) = rx.recv().await {
+            if matches!(event, ft_sync::Progress::Page { .. }) {
+                pages += 1;
+                // Four reference listings take one page each; then the users listing.
+                if pages == 6 {
+                    planner
+                        .plan(&SyncRequest::new(What::Coalitions, Mode::Auto).campuses([1]))
+                        .await
+                        .expect("hot work planned");
+                }
+            }
+        }
+    });
+    let summary = engine
+        .sync(
+            SyncRequest::new(What::Users, Mode::Full).campuses([1]),
+            tx,
+            std::future::pending(),
+        )
+        .await
+        .expect("sync");
+    hot.abort();
+    assert_eq!(summary.tasks_failed, 0, "{:?}", summary.errors);
+    let ledger = sim.ledger();
+    let users_pages: Vec<usize> = ledger
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.path == "/v2/campus/1/users")
+        .map(|(i, _)| i)
+        .collect();
+    let blocs = ledger
+        .iter()
+        .position(|e| e.path == "/v2/blocs")
+        .expect("the hot work ran");
+    assert_eq!(users_pages.len(), 5, "the backfill read each page once");
+    assert!(
+        blocs < *users_pages.last().unwrap(),
+        "the hot work ran before the backfill finished (blocs at {blocs}, users pages at {users_pages:?})"
+    );
+    let truth = sim.truth();
+    assert_table_matches(db.store(), &truth, Table::Users, Embedded::Exact);
+    assert_table_matches(db.store(), &truth, Table::Blocs, Embedded::Exact);
+}
