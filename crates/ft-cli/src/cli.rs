@@ -135,13 +135,15 @@ pub struct ReplayArgs {
 /// What `ft42 sync` fetches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SyncTarget {
-    /// Users (with cursus and campus memberships).
+    /// Reference data (campuses, cursus, projects, achievements), users, campus_users and
+    /// cursus_users (with blackholed_at), with cursus_users deletions.
     Users,
-    /// Per-user relations (projects, achievements...), queued per user.
+    /// projects_users and achievements_users, their deletions, missing parent users, and the
+    /// relation worker over the changed-user queue.
     Relations,
-    /// Coalitions and their members.
+    /// Blocs, coalitions and coalitions_users, with their deletions.
     Coalitions,
-    /// Locations (who sat where, when).
+    /// Locations (windows on begin_at, open sessions re-read by id), with their deletions.
     Locations,
     /// Everything above.
     All,
