@@ -126,6 +126,39 @@ impl Store {
         Ok(v.server_version_num.trim().parse().ok())
     }
 
+    /// Creates the database `name` on this PostgreSQL server (for `ft42 backup verify`'s
+    /// scratch database). `name` must be lowercase letters, digits and `_`. Needs the CREATEDB
+    /// privilege.
+    pub fn create_database(&self, name: &str) -> Result<(), StoreError> {
+        self.database_ddl(
+            "create database",
+            &format!("CREATE DATABASE {}", checked_name(name)?),
+        )
+    }
+
+    /// Drops the database `name` on this PostgreSQL server, ending its connections first.
+    pub fn drop_database(&self, name: &str) -> Result<(), StoreError> {
+        self.database_ddl(
+            "drop database",
+            &format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                checked_name(name)?
+            ),
+        )
+    }
+
+    fn database_ddl(&self, op: &'static str, sql: &str) -> Result<(), StoreError> {
+        let Pool::Pg(pool) = &self.pool else {
+            return Err(StoreError::Migrate {
+                message: format!("{op} is only for PostgreSQL"),
+            });
+        };
+        // Outside a transaction: CREATE and DROP DATABASE cannot run inside one.
+        self.pg(pool)?
+            .batch_execute(sql)
+            .map_err(StoreError::q(op, "*"))
+    }
+
     /// Drops every ft42 table and the migrations table in one transaction (PostgreSQL) so that
     /// `pg_restore` can recreate them; other tables of the database are left alone. On SQLite a
     /// restore replaces the whole file instead, so this is an error there.
@@ -147,6 +180,23 @@ impl Store {
             ))
         })
         .map_err(StoreError::q("drop tables", "*"))
+    }
+}
+
+/// `name` when it is a plain lowercase identifier, so it can be spliced into DDL.
+fn checked_name(name: &str) -> Result<&str, StoreError> {
+    let plain = !name.is_empty()
+        && name.len() < 64
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if plain {
+        Ok(name)
+    } else {
+        Err(StoreError::Migrate {
+            message: format!("{name:?} is not a plain database name (a-z, 0-9, _)"),
+        })
     }
 }
 
@@ -217,6 +267,20 @@ mod tests {
         assert!(store.is_empty().unwrap());
         conn.batch_execute("SELECT x FROM not_ours").unwrap();
         assert!(TestDb::sqlite().store().drop_ft42_tables().is_err());
+    }
+
+    #[test]
+    fn scratch_databases_are_created_and_dropped() {
+        let db = TestDb::postgres();
+        let name = format!("ft42_t_scratch_{}", std::process::id());
+        db.store().create_database(&name).unwrap();
+        let mut url = url::Url::parse(db.url()).unwrap();
+        url.set_path(&format!("/{name}"));
+        let scratch = Store::open(url.as_str()).unwrap();
+        drop(scratch);
+        db.store().drop_database(&name).unwrap();
+        assert!(Store::open(url.as_str()).is_err());
+        assert!(db.store().create_database("x; DROP TABLE users").is_err());
     }
 
     use diesel::Connection;
