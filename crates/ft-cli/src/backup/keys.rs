@@ -114,11 +114,11 @@ impl Encryption {
         }
     }
 
-    /// `"age public key"` or `"passphrase"`, for messages.
+    /// `"to an age public key"` or `"with a passphrase"`, for messages.
     pub fn kind(&self) -> &'static str {
         match self {
-            Encryption::Recipients(_) => "age public key",
-            Encryption::Passphrase(_) => "passphrase",
+            Encryption::Recipients(_) => "to an age public key",
+            Encryption::Passphrase(_) => "with a passphrase",
         }
     }
 }

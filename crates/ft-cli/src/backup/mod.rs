@@ -57,7 +57,7 @@ pub struct Created {
     pub bytes: u64,
     /// How long it took.
     pub elapsed: Duration,
-    /// `"age public key"` or `"passphrase"`.
+    /// `"to an age public key"` or `"with a passphrase"`.
     pub encryption: &'static str,
     /// What rotation kept and deleted.
     pub rotation: rotation::Plan,

@@ -85,7 +85,7 @@ fn print_created(settings: &Settings, c: &Created) {
         println!("  archive: not included (FT42_BACKUP_INCLUDE_ARCHIVE)");
     }
     println!(
-        "  encrypted with an {}; {} on disk; took {:.1} s",
+        "  encrypted {}; {} on disk; took {:.1} s",
         c.encryption,
         mib(c.bytes),
         c.elapsed.as_secs_f64()
