@@ -25,8 +25,9 @@ const CHUNK: usize = 1 << 20;
 /// Largest manifest accepted when reading (a corrupted length must not allocate gigabytes).
 const MAX_MANIFEST: u32 = 64 << 20;
 
-/// The name of the database dump of an SQLite backup.
-pub const SQLITE_FILE: &str = "database.sqlite";
+/// The name of the database dump of an SQLite backup (a `VACUUM INTO` copy, gzipped: SQLite
+/// pages compress about five to one, `pg_dump -Fc` is compressed already).
+pub const SQLITE_FILE: &str = "database.sqlite.gz";
 /// The name of the database dump of a PostgreSQL backup (`pg_dump -Fc`).
 pub const PG_FILE: &str = "database.pgdump";
 /// Archive files are stored under this prefix, with their path relative to the archive folder.
@@ -75,9 +76,7 @@ pub struct Manifest {
 impl Manifest {
     /// The database file's entry.
     pub fn database(&self) -> Option<&FileEntry> {
-        self.files
-            .iter()
-            .find(|f| f.name == SQLITE_FILE || f.name == PG_FILE)
+        self.files.iter().find(|f| is_database(&f.name))
     }
 
     /// The archive entries.
@@ -95,7 +94,7 @@ fn hex(digest: impl AsRef<[u8]>) -> String {
 /// Whether `name` is one a backup may hold: the database file or a relative archive path
 /// without `..`, so a crafted backup cannot write outside the restore folders.
 pub fn valid_name(name: &str) -> bool {
-    if name == SQLITE_FILE || name == PG_FILE {
+    if is_database(name) {
         return true;
     }
     let Some(rest) = name.strip_prefix(ARCHIVE_PREFIX) else {
@@ -108,6 +107,11 @@ pub fn valid_name(name: &str) -> bool {
         && rest
             .split('/')
             .all(|part| !part.is_empty() && part != "." && part != "..")
+}
+
+/// Whether `name` is the database file of a backup.
+pub fn is_database(name: &str) -> bool {
+    name == SQLITE_FILE || name == PG_FILE
 }
 
 /// Writes the container into `out` (the age encryptor).

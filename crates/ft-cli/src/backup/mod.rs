@@ -1,7 +1,7 @@
 //! Backups: `ft42 backup`, `ft42 backup verify` and `ft42 restore`.
 //!
 //! A backup is one file, `$FT42_BACKUP_DIR/ft42-backup-YYYYMMDDTHHMMSSZ.age`: an age-encrypted
-//! [`format`] container holding the database (SQLite: a `VACUUM INTO` copy; PostgreSQL:
+//! [`format`] container holding the database (SQLite: a gzipped `VACUUM INTO` copy; PostgreSQL:
 //! `pg_dump -Fc`), optionally the raw page archive (`FT42_EXPORT_DIR`), and a checksum
 //! [`format::Manifest`]. The whole database is copied, so the sync state (cursors, tasks,
 //! runs) comes along and a restored mirror resumes with deltas.
@@ -219,15 +219,19 @@ pub fn create(settings: &Settings, now: DateTime<Utc>) -> anyhow::Result<Created
             let db_dir = parent_dir(&db_path);
             sweep_stale(&db_dir);
             let staging = private_dir(&db_dir)?;
-            let copy = staging.path().join(SQLITE_FILE);
+            let copy = staging.path().join("database.sqlite");
             store
                 .vacuum_into(&copy)
                 .context("cannot copy the SQLite database (VACUUM INTO)")?;
-            let mut file = fs::File::open(&copy).context("cannot read the SQLite copy")?;
+            let file = fs::File::open(&copy).context("cannot read the SQLite copy")?;
+            let mut gz = flate2::read::GzEncoder::new(
+                BufReader::with_capacity(1 << 20, file),
+                flate2::Compression::fast(),
+            );
             writer
-                .add(SQLITE_FILE, &mut file)
+                .add(SQLITE_FILE, &mut gz)
                 .context("cannot write the backup")?;
-            drop(file);
+            drop(gz);
             drop(staging);
             ("VACUUM INTO".to_owned(), None)
         }
@@ -400,6 +404,23 @@ fn add_archive(root: &Path, writer: &mut format::Writer<impl Write>) -> anyhow::
     Ok(())
 }
 
+/// The SQLite file's name in a staging folder, once decompressed.
+const STAGED_SQLITE: &str = "database.sqlite";
+
+/// Finishes a gzip decoder on flush, so a truncated stream is an error, not a short file.
+struct FinishOnFlush<W: Write>(flate2::write::GzDecoder<W>);
+
+impl<W: Write> Write for FinishOnFlush<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.try_finish()?;
+        self.0.get_mut().flush()
+    }
+}
+
 /// A backup decrypted and checked in a private staging folder.
 struct Staged {
     manifest: Manifest,
@@ -407,11 +428,12 @@ struct Staged {
 }
 
 impl Staged {
+    /// The staged database: the `pg_dump` file, or the SQLite file (decompressed).
     fn database(&self) -> PathBuf {
         let name = if self.manifest.backend == "postgres" {
             PG_FILE
         } else {
-            SQLITE_FILE
+            STAGED_SQLITE
         };
         self.dir.path().join(name)
     }
@@ -460,6 +482,13 @@ fn stage(settings: &Settings, file: &Path, parent: &Path) -> anyhow::Result<Stag
     let dir = private_dir(parent)?;
     let root = dir.path().to_owned();
     let manifest = format::read(&mut reader, &mut |name| {
+        if name == SQLITE_FILE {
+            let file = fs::File::create(root.join(STAGED_SQLITE))?;
+            let out = BufWriter::with_capacity(1 << 20, file);
+            return Ok(
+                Box::new(FinishOnFlush(flate2::write::GzDecoder::new(out))) as Box<dyn Write>
+            );
+        }
         let path = root.join(name);
         if let Some(p) = path.parent() {
             fs::create_dir_all(p)?;
