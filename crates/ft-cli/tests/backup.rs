@@ -579,3 +579,52 @@ async fn a_backup_without_a_key_is_refused() {
     assert!(stderr.contains("FT42_BACKUP_RECIPIENT"), "{stderr}");
     assert!(backups(&sb.file("backups")).is_empty());
 }
+
+/// A backup made by a newer ft42 (a schema this binary does not know) is refused before the
+/// target is touched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_from_a_newer_ft42_is_refused() {
+    use ft_cli::backup::format;
+    let sb = Sandbox::new();
+    let (identity, public) = keygen(&sb, "k").await;
+    let recipient: age::x25519::Recipient = public.parse().unwrap();
+    let encryptor =
+        age::Encryptor::with_recipients(std::iter::once(&recipient as &dyn age::Recipient))
+            .unwrap();
+    let file = sb.file("ft42-backup-20991231T000000Z.age");
+    let out = encryptor
+        .wrap_output(std::fs::File::create(&file).unwrap())
+        .unwrap();
+    let mut writer = format::Writer::new(out).unwrap();
+    let mut gz = flate2::read::GzEncoder::new(&b"not a database"[..], flate2::Compression::fast());
+    writer.add(format::SQLITE_FILE, &mut gz).unwrap();
+    let manifest = format::Manifest {
+        format: 1,
+        ft42_version: "9.0.0".into(),
+        created_at: "2099-12-31T00:00:00Z".into(),
+        backend: "sqlite".into(),
+        source: "sqlite://future.db".into(),
+        schema_version: Some("99991231000001".into()),
+        tool: "VACUUM INTO".into(),
+        server_version_num: None,
+        includes_archive: false,
+        files: vec![],
+        total_size: 0,
+        payload_sha256: String::new(),
+    };
+    let (_, out) = writer.finish(manifest).unwrap();
+    out.finish().unwrap();
+
+    let targets = tempfile::tempdir().unwrap();
+    let target = format!("sqlite://{}", targets.path().join("t.db").display());
+    let (code, stderr) = restore_into(
+        &sb,
+        &target,
+        &file,
+        ("FT42_BACKUP_IDENTITY_FILE", identity.as_path()),
+    )
+    .await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("newer ft42"), "{stderr}");
+    assert_eq!(std::fs::read_dir(targets.path()).unwrap().count(), 0);
+}

@@ -497,6 +497,22 @@ fn stage(settings: &Settings, file: &Path, parent: &Path) -> anyhow::Result<Stag
         Ok(Box::new(BufWriter::with_capacity(1 << 20, file)) as Box<dyn Write>)
     })
     .map_err(|e| damaged(e.to_string()))?;
+    let backend = if manifest.backend == "postgres" {
+        Backend::Postgres
+    } else {
+        Backend::Sqlite
+    };
+    let known = ft_store::latest_schema_version(backend);
+    // Same-length numeric versions: text order is version order.
+    if let (Some(theirs), Some(ours)) = (&manifest.schema_version, &known)
+        && theirs > ours
+    {
+        return Err(usage(format!(
+            "{shown} was made by a newer ft42 ({}, schema {theirs}; this binary knows up to \
+             {ours}); nothing was changed; upgrade ft42 and restore again",
+            manifest.ft42_version
+        )));
+    }
     Ok(Staged { manifest, dir })
 }
 
