@@ -68,7 +68,12 @@ fn version_of(path: &Path) -> Option<PgTool> {
 /// is installed or the newest is older than `min_major` (dumps of a newer server are refused by
 /// `pg_dump`, and `pg_restore` cannot read dumps of a newer `pg_dump`).
 pub fn find(tool: &str, min_major: u32, what: &str) -> anyhow::Result<PgTool> {
-    let best = candidates(tool)
+    pick(tool, &candidates(tool), min_major, what)
+}
+
+/// The newest of `candidates` (binaries of `tool`), checked against `min_major`.
+fn pick(tool: &str, candidates: &[PathBuf], min_major: u32, what: &str) -> anyhow::Result<PgTool> {
+    let best = candidates
         .iter()
         .filter_map(|p| version_of(p))
         .max_by_key(|t| t.major);
@@ -212,6 +217,35 @@ mod tests {
         let t = PgTarget::new("postgres://ft42:s%40cret@db:5432/ft42?sslmode=disable").unwrap();
         assert_eq!(t.url, "postgres://ft42@db:5432/ft42?sslmode=disable");
         assert_eq!(t.scrub("auth failed for s@cret"), "auth failed for ***");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn an_old_tool_is_a_clear_usage_error_and_the_newest_wins() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let fake = |name: &str, version: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(
+                &path,
+                format!("#!/bin/sh\necho 'pg_dump (PostgreSQL) {version}'\n"),
+            )
+            .unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+            path
+        };
+        let old = fake("pg_dump_14", "14.9 (Debian 14.9-1)");
+        let new = fake("pg_dump_16", "16.2");
+        let err = pick("pg_dump", std::slice::from_ref(&old), 15, "the server").unwrap_err();
+        assert_eq!(crate::exit::classify(&err), Exit::Usage);
+        let text = err.to_string();
+        assert!(
+            text.contains("version 14, older than the server (15)")
+                && text.contains("postgresql-client-15"),
+            "{text}"
+        );
+        let best = pick("pg_dump", &[old, new.clone()], 15, "the server").unwrap();
+        assert_eq!((best.path, best.major), (new, 16));
     }
 
     #[test]
