@@ -120,6 +120,10 @@ pub enum Command {
     /// managers); SIGINT or SIGTERM finishes the current page, commits and exits 0.
     Daemon(DaemonArgs),
 
+    /// Rebuild the mirror tables from the raw page archive (FT42_EXPORT_DIR), spending no API
+    /// budget; deletion records are replayed too.
+    Replay(ReplayArgs),
+
     /// The local 42 API simulator.
     #[command(subcommand)]
     Sim(SimCommand),
@@ -127,6 +131,17 @@ pub enum Command {
     /// See it work without credentials: simulate the API, sync into SQLite, apply changes,
     /// sync the delta, check integrity and print a summary.
     Demo(DemoArgs),
+}
+
+/// Options of `ft42 replay`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReplayArgs {
+    /// The archive folder to read (default: FT42_EXPORT_DIR).
+    #[arg(long, value_name = "DIR")]
+    pub from: Option<std::path::PathBuf>,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// What `ft42 sync` fetches.
@@ -222,6 +237,10 @@ pub struct IntegrityArgs {
     /// table; at most 100.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=100))]
     pub spot_check: Option<u16>,
+    /// Also compare stored rows per scope (per campus and table) with the API's X-Total,
+    /// spending at most N requests (one per scope). Off by default.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub api_totals: Option<u32>,
     /// After the checks, refresh the query planner's statistics (ANALYZE).
     #[arg(long)]
     pub analyze: bool,

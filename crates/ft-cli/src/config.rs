@@ -38,6 +38,8 @@ pub const DEFAULT_RATE_PER_HOUR: u32 = 1200;
 pub const DEFAULT_RATE_HOUR_S: u64 = 3600;
 /// Days of log files kept by default.
 pub const DEFAULT_LOG_RETENTION_DAYS: u32 = 14;
+/// Days of raw page archive kept by default.
+pub const DEFAULT_EXPORT_RETENTION_DAYS: u32 = 30;
 /// Default folder for encrypted backups.
 pub const DEFAULT_BACKUP_DIR: &str = "backups";
 /// Daily backups kept by default (the newest of each of the last 7 days that have one).
@@ -253,8 +255,13 @@ pub struct Settings {
     pub log_dir_origin: Origin,
     /// Days of log files to keep (`log_retention_days` in the config file).
     pub log_retention_days: u32,
-    /// The export folder (`FT42_EXPORT_DIR`).
+    /// The export folder (`FT42_EXPORT_DIR`): the raw page archive.
     pub export_dir: PathBuf,
+    /// Days of archive to keep (`FT42_EXPORT_RETENTION_DAYS`); 0 keeps everything.
+    pub export_retention_days: u32,
+    /// Freshness targets per resource (`[freshness]` in the config file): a delta run skips a
+    /// scope whose last pass is younger.
+    pub freshness: std::collections::BTreeMap<String, Duration>,
     /// The config file in use, if any (absolute when it could be resolved).
     pub config_file: Option<PathBuf>,
     /// The sync schedule used by `cron install` and `daemon`.
@@ -295,6 +302,8 @@ struct FileConfig {
     log_dir: Option<PathBuf>,
     log_retention_days: Option<u32>,
     export_dir: Option<PathBuf>,
+    export_retention_days: Option<u32>,
+    freshness: Option<std::collections::BTreeMap<String, String>>,
     schedule: Option<ScheduleFile>,
     backup_dir: Option<PathBuf>,
     backup_recipient: Option<String>,
@@ -441,6 +450,19 @@ impl Settings {
             .file
             .log_retention_days
             .unwrap_or(DEFAULT_LOG_RETENTION_DAYS);
+        let export_retention_days = to_u32(
+            parse_count(
+                l.env("FT42_EXPORT_RETENTION_DAYS").or_else(|| {
+                    file_num(
+                        "export_retention_days",
+                        l.file.export_retention_days.map(u64::from),
+                    )
+                }),
+                u64::from(DEFAULT_EXPORT_RETENTION_DAYS),
+            )?,
+            "FT42_EXPORT_RETENTION_DAYS",
+        )?;
+        let freshness = parse_freshness(l.file.freshness.as_ref(), l.file_path.as_deref())?;
         let schedule = ScheduleConfig::from_file(l.file.schedule.as_ref(), l.file_path.as_deref())?;
         let backup = resolve_backup(l)?;
 
@@ -457,6 +479,8 @@ impl Settings {
             log_dir_origin: log.origin,
             log_retention_days,
             export_dir,
+            export_retention_days,
+            freshness,
             config_file: layers.file_path.clone(),
             schedule,
             backup,
@@ -792,6 +816,60 @@ fn parse_positive(raw: Option<Raw>, default: u64) -> Result<u64, ConfigError> {
     }
 }
 
+/// A whole number (zero allowed), or the default when unset.
+fn parse_count(raw: Option<Raw>, default: u64) -> Result<u64, ConfigError> {
+    match raw {
+        None => Ok(default),
+        Some(raw) => raw
+            .value
+            .trim()
+            .parse::<u64>()
+            .map_err(|_| ConfigError::Invalid {
+                origin: raw.origin.clone(),
+                reason: format!("{:?} is not a whole number of days", raw.value.trim()),
+            }),
+    }
+}
+
+/// The `[freshness]` table: resource = "duration" (e.g. `achievements_users = "2h"`), on top of
+/// the engine's defaults. Unknown resources and bad durations are errors.
+fn parse_freshness(
+    table: Option<&std::collections::BTreeMap<String, String>>,
+    path: Option<&std::path::Path>,
+) -> Result<std::collections::BTreeMap<String, Duration>, ConfigError> {
+    let mut out = ft_sync::default_freshness();
+    let Some(table) = table else {
+        return Ok(out);
+    };
+    let known = ft_sync::resources();
+    for (resource, value) in table {
+        let origin = Origin::File {
+            key: "freshness",
+            path: path.map(PathBuf::from).unwrap_or_default(),
+        };
+        if !known.contains(&resource.as_str()) {
+            return Err(ConfigError::Invalid {
+                origin,
+                reason: format!(
+                    "unknown resource {resource:?} in [freshness]; expected one of: {}",
+                    known.join(", ")
+                ),
+            });
+        }
+        let d = match value.trim() {
+            "0" | "always" => Duration::ZERO,
+            v => humantime::parse_duration(v).map_err(|e| ConfigError::Invalid {
+                origin,
+                reason: format!(
+                    "[freshness] {resource} = {v:?} is not a duration ({e}); write e.g. \"30m\", \"2h\" or \"0\""
+                ),
+            })?,
+        };
+        out.insert(resource.clone(), d);
+    }
+    Ok(out)
+}
+
 fn to_u32(n: u64, name: &'static str) -> Result<u32, ConfigError> {
     u32::try_from(n).map_err(|_| ConfigError::Invalid {
         origin: Origin::Env(name),
@@ -997,6 +1075,50 @@ mod tests {
         };
         let err = Settings::resolve(&flags, env(&[])).unwrap_err();
         assert!(err.to_string().contains("databse_url"), "{err}");
+    }
+
+    #[test]
+    fn freshness_targets_and_archive_retention_come_from_the_file_and_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = write_config(
+            dir.path(),
+            "export_retention_days = 7\n[freshness]\nachievements_users = \"2h\"\nlocations = \"0\"\n",
+        );
+        let flags = GlobalArgs {
+            config: Some(cfg),
+            ..GlobalArgs::default()
+        };
+        let s = Settings::resolve(&flags, env(&[])).unwrap();
+        assert_eq!(s.export_retention_days, 7);
+        assert_eq!(s.freshness["achievements_users"], Duration::from_secs(7200));
+        assert_eq!(s.freshness["locations"], Duration::ZERO);
+        // Defaults not overridden stay.
+        assert_eq!(s.freshness["blocs"], Duration::from_secs(3600));
+        let s = Settings::resolve(&flags, env(&[("FT42_EXPORT_RETENTION_DAYS", "0")])).unwrap();
+        assert_eq!(
+            s.export_retention_days, 0,
+            "the environment wins over the file"
+        );
+    }
+
+    #[test]
+    fn bad_freshness_entries_name_the_resource_and_what_is_accepted() {
+        let dir = tempfile::tempdir().unwrap();
+        for (text, expect) in [
+            (
+                "[freshness]\nachievments_users = \"1h\"\n",
+                "unknown resource",
+            ),
+            ("[freshness]\nlocations = \"soon\"\n", "not a duration"),
+        ] {
+            let cfg = write_config(dir.path(), text);
+            let flags = GlobalArgs {
+                config: Some(cfg),
+                ..GlobalArgs::default()
+            };
+            let err = Settings::resolve(&flags, env(&[])).unwrap_err();
+            assert!(err.to_string().contains(expect), "{err}");
+        }
     }
 
     #[test]

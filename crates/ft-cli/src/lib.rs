@@ -99,6 +99,7 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<Exit> {
         }
         Command::Cron(CronCommand::Remove(args)) => commands::cron::remove(&args),
         Command::Migrate => commands::migrate::migrate(&settings).await,
+        Command::Replay(args) => commands::replay::replay(&settings, &args).await,
         Command::Token(TokenCommand::Check(args)) => commands::token::check(&settings, &args).await,
         Command::Sim(SimCommand::Serve(args)) => commands::sim::serve(&args).await,
         Command::Sync(args) => commands::sync::sync(&settings, &args).await,

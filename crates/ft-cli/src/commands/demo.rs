@@ -134,8 +134,10 @@ pub(crate) async fn demo(settings: &Settings, args: &DemoArgs) -> anyhow::Result
     .await?;
     let clock_sim = sim.clone();
     // No raw-page archive: the demo should leave nothing behind but its database and logs.
+    // No freshness targets either: the delta shows every change coming back.
     let config = ft_sync::EngineConfig {
         export_dir: None,
+        freshness: Default::default(),
         ..engine_config(settings)
     };
     let engine = Engine::new(client.clone(), store.clone(), config)

@@ -6,6 +6,7 @@ pub(crate) mod daemon;
 pub(crate) mod demo;
 pub(crate) mod integrity;
 pub(crate) mod migrate;
+pub(crate) mod replay;
 pub(crate) mod sim;
 pub(crate) mod status;
 pub(crate) mod support;
