@@ -631,3 +631,84 @@ async fn a_backup_from_a_newer_ft42_is_refused() {
     assert!(stderr.contains("newer ft42"), "{stderr}");
     assert_eq!(std::fs::read_dir(targets.path()).unwrap().count(), 0);
 }
+
+/// SIGTERM in the middle of a backup: the process ends, and neither the plaintext copy of the
+/// database nor a partial backup is left behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_backup_leaves_no_plaintext_and_no_partial_file() {
+    let sb = Sandbox::new();
+    let db = TestDb::sqlite();
+    // About 120 MB of rows that gzip cannot shrink (each row repeats a 60 KB random block, twice
+    // gzip's window), so copying and encrypting takes a while.
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let noise: String = (0..60_000)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            char::from(b'a' + (state % 26) as u8)
+        })
+        .collect();
+    let rows: Vec<ft_store::rows::CampusRow> = (1..=2_000)
+        .map(|id| ft_store::rows::CampusRow {
+            id,
+            name: format!("c{id}"),
+            time_zone: None,
+            country: None,
+            city: None,
+            active: None,
+            public: None,
+            users_count: None,
+            raw: format!("{{\"id\":{id},\"n\":\"{noise}\"}}"),
+        })
+        .collect();
+    db.store()
+        .apply_page(ft_store::ApplyPage::rows(ft_store::Rows::Campuses(rows)))
+        .unwrap();
+    let (_, public) = keygen(&sb, "k").await;
+    let db_dir = Path::new(db.url().strip_prefix("sqlite://").unwrap())
+        .parent()
+        .unwrap()
+        .to_owned();
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("ft42"))
+        .arg("backup")
+        .current_dir(sb.path())
+        .env("FT42_DATABASE_URL", db.url())
+        .env("FT42_BACKUP_DIR", sb.file("backups"))
+        .env("FT42_BACKUP_RECIPIENT", &public)
+        .env("FT42_LOG_DIR", "off")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    let scratch = |dir: &Path| -> Vec<String> {
+        backups(dir)
+            .into_iter()
+            .filter(|n| n.starts_with(".ft42-scratch-"))
+            .collect()
+    };
+    assert!(
+        scratch(&db_dir).is_empty(),
+        "plaintext left: {:?}",
+        scratch(&db_dir)
+    );
+    assert!(scratch(&sb.file("backups")).is_empty(), "partial file left");
+    if out.status.success() {
+        // The machine was fast enough to finish first: the backup is then whole.
+        eprintln!("the backup finished before SIGTERM landed");
+        assert_eq!(backups(&sb.file("backups")).len(), 1);
+    } else {
+        assert!(stderr.contains("interrupted"), "{stderr}");
+        assert!(backups(&sb.file("backups")).is_empty());
+    }
+}
