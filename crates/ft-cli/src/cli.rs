@@ -100,6 +100,18 @@ pub enum Command {
     /// Check the mirrored data: counts, orphans, duplicates, freshness.
     Integrity(IntegrityArgs),
 
+    /// Back up the database (and optionally the raw page archive), encrypted with age, then
+    /// rotate old backups. `ft42 backup verify` proves the newest one restores.
+    #[command(
+        after_help = "Examples:\n  ft42 backup keygen /etc/ft42/backup.key   # prints the public key\n  \
+                            FT42_BACKUP_RECIPIENT=age1... ft42 backup\n  \
+                            FT42_BACKUP_IDENTITY_FILE=/etc/ft42/backup.key ft42 backup verify"
+    )]
+    Backup(BackupArgs),
+
+    /// Restore a backup into an empty database, run migrations and the integrity checks.
+    Restore(RestoreArgs),
+
     /// Manage the ft42 block in your crontab (nightly full sync, deltas, relation worker).
     #[command(subcommand)]
     Cron(CronCommand),
@@ -242,6 +254,50 @@ pub struct IntegrityArgs {
     pub reindex: bool,
 }
 
+/// Arguments of `ft42 backup`: without a subcommand it makes a backup.
+#[derive(Debug, Clone, Default, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct BackupArgs {
+    /// Something other than making a backup.
+    #[command(subcommand)]
+    pub command: Option<BackupCommand>,
+}
+
+/// `ft42 backup ...`
+#[derive(Debug, Clone, Subcommand)]
+pub enum BackupCommand {
+    /// Restore the newest backup (or FILE) into a scratch database, run the integrity checks,
+    /// and drop the scratch database: the periodic proof that backups work.
+    Verify(BackupVerifyArgs),
+    /// Create an age key pair: the secret key goes to FILE (mode 600, never overwritten), the
+    /// public key is printed for FT42_BACKUP_RECIPIENT.
+    Keygen(KeygenArgs),
+}
+
+/// Arguments of `ft42 backup verify`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct BackupVerifyArgs {
+    /// The backup to verify [default: the newest in FT42_BACKUP_DIR].
+    pub file: Option<PathBuf>,
+}
+
+/// Arguments of `ft42 backup keygen`.
+#[derive(Debug, Clone, Args)]
+pub struct KeygenArgs {
+    /// Where to write the secret key (the identity file for FT42_BACKUP_IDENTITY_FILE).
+    pub file: PathBuf,
+}
+
+/// Arguments of `ft42 restore`.
+#[derive(Debug, Clone, Args)]
+pub struct RestoreArgs {
+    /// The backup file (`ft42-backup-*.age`).
+    pub file: PathBuf,
+    /// Replace a database that is not empty (and archive files that differ).
+    #[arg(long)]
+    pub force: bool,
+}
+
 /// `ft42 cron ...`
 #[derive(Debug, Subcommand)]
 pub enum CronCommand {
@@ -379,6 +435,29 @@ mod tests {
     #[test]
     fn verbose_and_quiet_conflict() {
         assert!(parse(&["-v", "-q", "migrate"]).is_err());
+    }
+
+    #[test]
+    fn backup_parses_with_and_without_a_subcommand() {
+        let cli = parse(&["backup"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Backup(BackupArgs { command: None })
+        ));
+        let cli = parse(&["backup", "verify", "b.age"]).unwrap();
+        let Command::Backup(BackupArgs {
+            command: Some(BackupCommand::Verify(v)),
+        }) = cli.command
+        else {
+            panic!("expected backup verify")
+        };
+        assert_eq!(v.file, Some(PathBuf::from("b.age")));
+        let cli = parse(&["restore", "b.age", "--force"]).unwrap();
+        let Command::Restore(r) = cli.command else {
+            panic!("expected restore")
+        };
+        assert!(r.force);
+        assert!(parse(&["restore"]).is_err());
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! One module per command; each returns `anyhow::Result<Exit>`.
 
+pub(crate) mod backup;
 pub(crate) mod cron;
 pub(crate) mod daemon;
 pub(crate) mod demo;
