@@ -5,8 +5,8 @@
 //! fenced transaction, so every committed page has exactly one row. A full sync plans one task
 //! per (listing, scope) and each task numbers its pages 1, 2, 3 ... from its cursor, a takeover
 //! going on from the last committed page. So if no page was committed twice, each
-//! (endpoint, scope, page) appears once, all of one scope's rows carry one task id, and the
-//! page numbers of each task run 1..=n without a gap.
+//! (listing, scope, endpoint, page) appears once, all of one listing's rows carry one task id,
+//! and the page numbers of each task run 1..=n without a gap.
 
 mod common;
 
@@ -102,33 +102,44 @@ fn fetch_log(store: &Store) -> Vec<FetchLogRecord> {
     store.fetch_log(1_000_000).expect("read the fetch log")
 }
 
-/// The fetch-log proof described in the module docs.
+/// The fetch-log proof described in the module docs. Pages are numbered per task, and two
+/// listings can read one endpoint for one scope (cursus_users, and the piscine levels re-read
+/// by id), so a page is identified by its task's kind and scope, the endpoint and the number.
 fn assert_no_page_committed_twice(store: &Store) {
     let log = fetch_log(store);
     assert!(
         !log.is_empty(),
         "the fetch log is empty: the test proves nothing"
     );
-    let mut seen: BTreeMap<(String, String, i64), i64> = BTreeMap::new();
-    let mut task_of_scope: BTreeMap<(String, String), BTreeSet<i64>> = BTreeMap::new();
+    let tasks: BTreeMap<i64, (String, String)> = store
+        .tasks(&TaskFilter::default())
+        .expect("list tasks")
+        .into_iter()
+        .map(|t| (t.id, (t.kind, t.scope)))
+        .collect();
+    let mut seen: BTreeMap<(String, String, String, i64), i64> = BTreeMap::new();
+    let mut tasks_of_listing: BTreeMap<(String, String), BTreeSet<i64>> = BTreeMap::new();
     let mut pages_of_task: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
     for row in &log {
         let page = row.page.expect("listing pages carry a page number");
         let task = row.task_id.expect("worker pages carry their task");
-        if let Some(first) = seen.insert((row.endpoint.clone(), row.scope.clone(), page), row.id) {
+        let (kind, scope) = tasks.get(&task).expect("the page's task exists").clone();
+        assert_eq!(scope, row.scope, "fetch_log row {} and its task", row.id);
+        let key = (kind.clone(), scope.clone(), row.endpoint.clone(), page);
+        if let Some(first) = seen.insert(key, row.id) {
             panic!(
-                "{} {} page {page} committed twice (fetch_log rows {first} and {})",
-                row.endpoint, row.scope, row.id
+                "{kind} {scope} ({}) page {page} committed twice (fetch_log rows {first} and {})",
+                row.endpoint, row.id
             );
         }
-        task_of_scope
-            .entry((row.endpoint.clone(), row.scope.clone()))
+        tasks_of_listing
+            .entry((kind, scope))
             .or_default()
             .insert(task);
         pages_of_task.entry(task).or_default().push(page);
     }
-    for (scope, tasks) in &task_of_scope {
-        assert_eq!(tasks.len(), 1, "{scope:?} was written by tasks {tasks:?}");
+    for (listing, tasks) in &tasks_of_listing {
+        assert_eq!(tasks.len(), 1, "{listing:?} was written by tasks {tasks:?}");
     }
     for (task, mut pages) in pages_of_task {
         pages.sort_unstable();
