@@ -18,9 +18,11 @@
 //! (hundreds of kills, for on-demand runs):
 //!
 //! ```sh
-//! FT42_CHAOS_PROFILE=long cargo nextest run -p ft-e2e --test chaos --no-capture \
-//!     --profile default --slow-timeout-terminate-after 0   # or: cargo test -p ft-e2e --test chaos -- --nocapture
+//! cargo nextest run -p ft-e2e --test chaos --no-capture                       # ci, with the report
+//! FT42_CHAOS_PROFILE=long cargo test --release -p ft-e2e --test chaos -- --nocapture
 //! ```
+//!
+//! (`cargo test`, because nextest's slow-timeout would stop the long profile after 5 minutes.)
 //!
 //! The seed is random unless `FT42_CHAOS_SEED` is set; it is printed first and in every failure,
 //! so a failing run can be replayed (kill timing is wall-clock, so a replay meets the same faults,

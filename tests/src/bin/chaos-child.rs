@@ -9,6 +9,9 @@
 //! limits), `request_timeout_ms` (short, so injected hangs cost seconds, not minutes) and
 //! `clock_offset_ms` (the simulator's clock minus ours: delta windows must use the API's clock).
 //!
+//! Optional: `report=hwm` prints the process's peak resident memory (`VmHWM`) after the run,
+//! for the memory benchmark (`tests/benches/evidence.rs`).
+//!
 //! Exit status: 0 when the run ended with no failed task, 1 with the engine's error on stderr,
 //! 2 for bad arguments.
 
@@ -77,6 +80,18 @@ fn mode(name: &str) -> Mode {
             std::process::exit(2);
         }
     }
+}
+
+/// The `VmHWM:` line of /proc/self/status (peak resident set), or a note that it is unknown.
+fn peak_memory_line() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| "VmHWM: unknown".to_owned())
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -151,10 +166,15 @@ async fn main() {
         }
     };
     match result {
-        Ok(summary) if summary.tasks_failed == 0 => println!(
-            "done: {} rows, {} pages, {} requests",
-            summary.rows_written, summary.pages, summary.requests
-        ),
+        Ok(summary) if summary.tasks_failed == 0 => {
+            println!(
+                "done: {} rows, {} pages, {} requests",
+                summary.rows_written, summary.pages, summary.requests
+            );
+            if args.get("report").is_some_and(|r| r == "hwm") {
+                println!("{}", peak_memory_line());
+            }
+        }
         Ok(summary) => {
             eprintln!("chaos-child: failed tasks: {:?}", summary.errors);
             std::process::exit(1);
