@@ -22,7 +22,9 @@
 //! FT42_CHAOS_PROFILE=long cargo test --release -p ft-e2e --test chaos -- --nocapture
 //! ```
 //!
-//! (`cargo test`, because nextest's slow-timeout would stop the long profile after 5 minutes.)
+//! (`cargo test`, because nextest's slow-timeout would stop the long profile after 5 minutes.
+//! `FT42_CHAOS_BACKEND=sqlite` or `=postgres` runs one backend, so two processes can share the
+//! long profile.)
 //!
 //! The seed is random unless `FT42_CHAOS_SEED` is set; it is printed first and in every failure,
 //! so a failing run can be replayed (kill timing is wall-clock, so a replay meets the same faults,
@@ -98,11 +100,11 @@ impl Profile {
                 name: "long",
                 campuses: 3,
                 users_per_campus: 250,
-                rounds: 100,
-                min_rounds: 100,
+                rounds: 80,
+                min_rounds: 80,
                 budget: Duration::from_secs(40 * 60),
-                max_kills: 5,
-                kill_window: Duration::from_millis(3000),
+                max_kills: 6,
+                kill_window: Duration::from_millis(2000),
                 per_second: 10,
             },
             Ok("ci") | Err(_) => Profile {
@@ -634,7 +636,16 @@ async fn chaos_rounds_lose_nothing_and_earn_no_429_on_both_backends() {
         profile.name, WHAT
     );
     let mut totals: BTreeMap<String, (usize, RoundStats)> = BTreeMap::new();
-    for db in TestDb::all() {
+    // `FT42_CHAOS_BACKEND=sqlite|postgres` runs one backend (two processes can then run the long
+    // profile side by side); both by default.
+    let only = std::env::var("FT42_CHAOS_BACKEND").ok();
+    let dbs = match only.as_deref() {
+        Some("sqlite") => vec![TestDb::sqlite()],
+        Some("postgres") => vec![TestDb::postgres()],
+        None | Some("") => TestDb::all(),
+        Some(other) => panic!("FT42_CHAOS_BACKEND={other:?}: expected `sqlite` or `postgres`"),
+    };
+    for db in dbs {
         let backend = format!("{:?}", db.backend()).to_lowercase();
         let sim = ft_sim::Sim::builder()
             .seed(seed)
