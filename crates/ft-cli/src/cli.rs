@@ -100,6 +100,18 @@ pub enum Command {
     /// Check the mirrored data: counts, orphans, duplicates, freshness.
     Integrity(IntegrityArgs),
 
+    /// Back up the database (and optionally the raw page archive), encrypted with age, then
+    /// rotate old backups. `ft42 backup verify` proves the newest one restores.
+    #[command(
+        after_help = "Examples:\n  ft42 backup keygen /etc/ft42/backup.key   # prints the public key\n  \
+                            FT42_BACKUP_RECIPIENT=age1... ft42 backup\n  \
+                            FT42_BACKUP_IDENTITY_FILE=/etc/ft42/backup.key ft42 backup verify"
+    )]
+    Backup(BackupArgs),
+
+    /// Restore a backup into an empty database, run migrations and the integrity checks.
+    Restore(RestoreArgs),
+
     /// Manage the ft42 block in your crontab (nightly full sync, deltas, relation worker).
     #[command(subcommand)]
     Cron(CronCommand),
@@ -107,6 +119,10 @@ pub enum Command {
     /// Run the cron schedule in one long-running process (for systemd and other service
     /// managers); SIGINT or SIGTERM finishes the current page, commits and exits 0.
     Daemon(DaemonArgs),
+
+    /// Rebuild the mirror tables from the raw page archive (FT42_EXPORT_DIR), spending no API
+    /// budget; deletion records are replayed too.
+    Replay(ReplayArgs),
 
     /// The local 42 API simulator.
     #[command(subcommand)]
@@ -117,16 +133,29 @@ pub enum Command {
     Demo(DemoArgs),
 }
 
+/// Options of `ft42 replay`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReplayArgs {
+    /// The archive folder to read (default: FT42_EXPORT_DIR).
+    #[arg(long, value_name = "DIR")]
+    pub from: Option<std::path::PathBuf>,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// What `ft42 sync` fetches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SyncTarget {
-    /// Users (with cursus and campus memberships).
+    /// Reference data (campuses, cursus, projects, achievements), users, campus_users and
+    /// cursus_users (with blackholed_at), with cursus_users deletions.
     Users,
-    /// Per-user relations (projects, achievements...), queued per user.
+    /// projects_users and achievements_users, their deletions, missing parent users, and the
+    /// relation worker over the changed-user queue.
     Relations,
-    /// Coalitions and their members.
+    /// Blocs, coalitions and coalitions_users, with their deletions.
     Coalitions,
-    /// Locations (who sat where, when).
+    /// Locations (windows on begin_at, open sessions re-read by id), with their deletions.
     Locations,
     /// Everything above.
     All,
@@ -210,6 +239,10 @@ pub struct IntegrityArgs {
     /// table; at most 100.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=100))]
     pub spot_check: Option<u16>,
+    /// Also compare stored rows per scope (per campus and table) with the API's X-Total,
+    /// spending at most N requests (one per scope). Off by default.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub api_totals: Option<u32>,
     /// After the checks, refresh the query planner's statistics (ANALYZE).
     #[arg(long)]
     pub analyze: bool,
@@ -219,6 +252,50 @@ pub struct IntegrityArgs {
     /// After the checks, rebuild every index (REINDEX).
     #[arg(long)]
     pub reindex: bool,
+}
+
+/// Arguments of `ft42 backup`: without a subcommand it makes a backup.
+#[derive(Debug, Clone, Default, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct BackupArgs {
+    /// Something other than making a backup.
+    #[command(subcommand)]
+    pub command: Option<BackupCommand>,
+}
+
+/// `ft42 backup ...`
+#[derive(Debug, Clone, Subcommand)]
+pub enum BackupCommand {
+    /// Restore the newest backup (or FILE) into a scratch database, run the integrity checks,
+    /// and drop the scratch database: the periodic proof that backups work.
+    Verify(BackupVerifyArgs),
+    /// Create an age key pair: the secret key goes to FILE (mode 600, never overwritten), the
+    /// public key is printed for FT42_BACKUP_RECIPIENT.
+    Keygen(KeygenArgs),
+}
+
+/// Arguments of `ft42 backup verify`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct BackupVerifyArgs {
+    /// The backup to verify [default: the newest in FT42_BACKUP_DIR].
+    pub file: Option<PathBuf>,
+}
+
+/// Arguments of `ft42 backup keygen`.
+#[derive(Debug, Clone, Args)]
+pub struct KeygenArgs {
+    /// Where to write the secret key (the identity file for FT42_BACKUP_IDENTITY_FILE).
+    pub file: PathBuf,
+}
+
+/// Arguments of `ft42 restore`.
+#[derive(Debug, Clone, Args)]
+pub struct RestoreArgs {
+    /// The backup file (`ft42-backup-*.age`).
+    pub file: PathBuf,
+    /// Replace a database that is not empty (and archive files that differ).
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `ft42 cron ...`
@@ -358,6 +435,29 @@ mod tests {
     #[test]
     fn verbose_and_quiet_conflict() {
         assert!(parse(&["-v", "-q", "migrate"]).is_err());
+    }
+
+    #[test]
+    fn backup_parses_with_and_without_a_subcommand() {
+        let cli = parse(&["backup"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Backup(BackupArgs { command: None })
+        ));
+        let cli = parse(&["backup", "verify", "b.age"]).unwrap();
+        let Command::Backup(BackupArgs {
+            command: Some(BackupCommand::Verify(v)),
+        }) = cli.command
+        else {
+            panic!("expected backup verify")
+        };
+        assert_eq!(v.file, Some(PathBuf::from("b.age")));
+        let cli = parse(&["restore", "b.age", "--force"]).unwrap();
+        let Command::Restore(r) = cli.command else {
+            panic!("expected restore")
+        };
+        assert!(r.force);
+        assert!(parse(&["restore"]).is_err());
     }
 
     #[test]

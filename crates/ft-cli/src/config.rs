@@ -38,6 +38,14 @@ pub const DEFAULT_RATE_PER_HOUR: u32 = 1200;
 pub const DEFAULT_RATE_HOUR_S: u64 = 3600;
 /// Days of log files kept by default.
 pub const DEFAULT_LOG_RETENTION_DAYS: u32 = 14;
+/// Days of raw page archive kept by default.
+pub const DEFAULT_EXPORT_RETENTION_DAYS: u32 = 30;
+/// Default folder for encrypted backups.
+pub const DEFAULT_BACKUP_DIR: &str = "backups";
+/// Daily backups kept by default (the newest of each of the last 7 days that have one).
+pub const DEFAULT_BACKUP_KEEP_DAILY: u32 = 7;
+/// Weekly backups kept by default (the newest of each of the last 4 weeks that have one).
+pub const DEFAULT_BACKUP_KEEP_WEEKLY: u32 = 4;
 
 /// Where a setting's value came from; used to name the setting in error messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -185,6 +193,44 @@ enum SecretSource {
     File { path: PathBuf, origin: Origin },
 }
 
+/// How backups are written, encrypted and rotated (`FT42_BACKUP_*`). The key material is only
+/// named here; `ft42 backup` and `ft42 restore` read it when they need it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupSettings {
+    /// Folder of the encrypted backups (`FT42_BACKUP_DIR`).
+    pub dir: PathBuf,
+    /// age recipients (`FT42_BACKUP_RECIPIENT`): public keys (`age1...`, several separated by
+    /// commas) or a file holding one per line. Not secret.
+    pub recipient: Option<String>,
+    /// A file holding the passphrase to encrypt and decrypt with (`FT42_BACKUP_PASSPHRASE_FILE`).
+    pub passphrase_file: Option<PathBuf>,
+    /// The age identity file (`AGE-SECRET-KEY-1...`) that decrypts backups made for
+    /// [`BackupSettings::recipient`] (`FT42_BACKUP_IDENTITY_FILE`); needed by `restore` and
+    /// `backup verify` only, so the backup host can hold the public key alone.
+    pub identity_file: Option<PathBuf>,
+    /// Daily backups kept (`FT42_BACKUP_KEEP_DAILY`).
+    pub keep_daily: u32,
+    /// Weekly backups kept (`FT42_BACKUP_KEEP_WEEKLY`).
+    pub keep_weekly: u32,
+    /// Whether the raw page archive (`FT42_EXPORT_DIR`) goes into each backup
+    /// (`FT42_BACKUP_INCLUDE_ARCHIVE`).
+    pub include_archive: bool,
+}
+
+impl Default for BackupSettings {
+    fn default() -> Self {
+        BackupSettings {
+            dir: PathBuf::from(DEFAULT_BACKUP_DIR),
+            recipient: None,
+            passphrase_file: None,
+            identity_file: None,
+            keep_daily: DEFAULT_BACKUP_KEEP_DAILY,
+            keep_weekly: DEFAULT_BACKUP_KEEP_WEEKLY,
+            include_archive: false,
+        }
+    }
+}
+
 /// All resolved settings. Build with [`Settings::load`].
 #[derive(Clone)]
 pub struct Settings {
@@ -209,12 +255,19 @@ pub struct Settings {
     pub log_dir_origin: Origin,
     /// Days of log files to keep (`log_retention_days` in the config file).
     pub log_retention_days: u32,
-    /// The export folder (`FT42_EXPORT_DIR`).
+    /// The export folder (`FT42_EXPORT_DIR`): the raw page archive.
     pub export_dir: PathBuf,
+    /// Days of archive to keep (`FT42_EXPORT_RETENTION_DAYS`); 0 keeps everything.
+    pub export_retention_days: u32,
+    /// Freshness targets per resource (`[freshness]` in the config file): a delta run skips a
+    /// scope whose last pass is younger.
+    pub freshness: std::collections::BTreeMap<String, Duration>,
     /// The config file in use, if any (absolute when it could be resolved).
     pub config_file: Option<PathBuf>,
     /// The sync schedule used by `cron install` and `daemon`.
     pub schedule: ScheduleConfig,
+    /// Backups: folder, keys, rotation.
+    pub backup: BackupSettings,
 }
 
 impl fmt::Debug for Settings {
@@ -228,6 +281,7 @@ impl fmt::Debug for Settings {
             .field("log_dir", &self.log_dir)
             .field("export_dir", &self.export_dir)
             .field("config_file", &self.config_file)
+            .field("backup", &self.backup)
             .finish_non_exhaustive()
     }
 }
@@ -248,7 +302,16 @@ struct FileConfig {
     log_dir: Option<PathBuf>,
     log_retention_days: Option<u32>,
     export_dir: Option<PathBuf>,
+    export_retention_days: Option<u32>,
+    freshness: Option<std::collections::BTreeMap<String, String>>,
     schedule: Option<ScheduleFile>,
+    backup_dir: Option<PathBuf>,
+    backup_recipient: Option<String>,
+    backup_passphrase_file: Option<PathBuf>,
+    backup_identity_file: Option<PathBuf>,
+    backup_keep_daily: Option<u32>,
+    backup_keep_weekly: Option<u32>,
+    backup_include_archive: Option<bool>,
 }
 
 /// One layer's raw value and its origin.
@@ -387,7 +450,21 @@ impl Settings {
             .file
             .log_retention_days
             .unwrap_or(DEFAULT_LOG_RETENTION_DAYS);
+        let export_retention_days = to_u32(
+            parse_count(
+                l.env("FT42_EXPORT_RETENTION_DAYS").or_else(|| {
+                    file_num(
+                        "export_retention_days",
+                        l.file.export_retention_days.map(u64::from),
+                    )
+                }),
+                u64::from(DEFAULT_EXPORT_RETENTION_DAYS),
+            )?,
+            "FT42_EXPORT_RETENTION_DAYS",
+        )?;
+        let freshness = parse_freshness(l.file.freshness.as_ref(), l.file_path.as_deref())?;
         let schedule = ScheduleConfig::from_file(l.file.schedule.as_ref(), l.file_path.as_deref())?;
+        let backup = resolve_backup(l)?;
 
         Ok(Settings {
             api_url,
@@ -402,8 +479,11 @@ impl Settings {
             log_dir_origin: log.origin,
             log_retention_days,
             export_dir,
+            export_retention_days,
+            freshness,
             config_file: layers.file_path.clone(),
             schedule,
+            backup,
         })
     }
 
@@ -613,6 +693,104 @@ fn resolve_secret<E: Fn(&str) -> Option<String>>(
     }
 }
 
+fn resolve_backup<E: Fn(&str) -> Option<String>>(
+    l: &Layers<E>,
+) -> Result<BackupSettings, ConfigError> {
+    let file_path_key =
+        |key: &'static str, v: &Option<PathBuf>| l.file(key, v.as_ref().map(|p| path_string(p)));
+    // Key files named in the config file are relative to it, like client_secret_file.
+    let key_file = |env: &'static str, key: &'static str, v: &Option<PathBuf>| {
+        l.env(env).map(|raw| PathBuf::from(raw.value)).or_else(|| {
+            file_path_key(key, v).map(|raw| match l.file_path.as_deref().and_then(Path::parent) {
+                Some(dir) => dir.join(raw.value),
+                None => PathBuf::from(raw.value),
+            })
+        })
+    };
+    let dir = l
+        .env("FT42_BACKUP_DIR")
+        .or_else(|| file_path_key("backup_dir", &l.file.backup_dir))
+        .map_or_else(|| PathBuf::from(DEFAULT_BACKUP_DIR), |raw| raw.value.into());
+    let recipient = l
+        .env("FT42_BACKUP_RECIPIENT")
+        .or_else(|| l.file("backup_recipient", l.file.backup_recipient.clone()))
+        .map(|raw| {
+            let value = raw.value.trim();
+            // A recipients file named in the config file is relative to it.
+            match (value.starts_with("age1"), &raw.origin) {
+                (false, Origin::File { path, .. }) => path
+                    .parent()
+                    .map_or_else(|| value.to_owned(), |dir| path_string(&dir.join(value))),
+                _ => value.to_owned(),
+            }
+        });
+    let passphrase_file = key_file(
+        "FT42_BACKUP_PASSPHRASE_FILE",
+        "backup_passphrase_file",
+        &l.file.backup_passphrase_file,
+    );
+    let identity_file = key_file(
+        "FT42_BACKUP_IDENTITY_FILE",
+        "backup_identity_file",
+        &l.file.backup_identity_file,
+    );
+    let file_num = |key: &'static str, v: Option<u32>| l.file(key, v.map(|n| n.to_string()));
+    let keep = |env: &'static str, key: &'static str, v: Option<u32>, default: u32| {
+        let Some(raw) = l.env(env).or_else(|| file_num(key, v)) else {
+            return Ok(default);
+        };
+        raw.value
+            .trim()
+            .parse::<u32>()
+            .map_err(|_| ConfigError::Invalid {
+                origin: raw.origin.clone(),
+                reason: format!("{:?} is not a whole number (0 or more)", raw.value),
+            })
+    };
+    let keep_daily = keep(
+        "FT42_BACKUP_KEEP_DAILY",
+        "backup_keep_daily",
+        l.file.backup_keep_daily,
+        DEFAULT_BACKUP_KEEP_DAILY,
+    )?;
+    let keep_weekly = keep(
+        "FT42_BACKUP_KEEP_WEEKLY",
+        "backup_keep_weekly",
+        l.file.backup_keep_weekly,
+        DEFAULT_BACKUP_KEEP_WEEKLY,
+    )?;
+    if keep_daily == 0 && keep_weekly == 0 {
+        return Err(ConfigError::Invalid {
+            origin: Origin::Env("FT42_BACKUP_KEEP_DAILY"),
+            reason: "FT42_BACKUP_KEEP_DAILY and FT42_BACKUP_KEEP_WEEKLY are both 0, so every \
+                     backup would be deleted as soon as it is written; keep at least one"
+                .into(),
+        });
+    }
+    let include_archive = match l.env("FT42_BACKUP_INCLUDE_ARCHIVE") {
+        Some(raw) => match raw.value.trim().to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" => true,
+            "0" | "false" | "no" | "off" => false,
+            _ => {
+                return Err(ConfigError::Invalid {
+                    origin: raw.origin,
+                    reason: format!("{:?} is not true or false", raw.value),
+                });
+            }
+        },
+        None => l.file.backup_include_archive.unwrap_or(false),
+    };
+    Ok(BackupSettings {
+        dir,
+        recipient,
+        passphrase_file,
+        identity_file,
+        keep_daily,
+        keep_weekly,
+        include_archive,
+    })
+}
+
 fn read_secret_file(path: &Path, origin: &Origin) -> Result<SecretString, ConfigError> {
     let err = |reason: String| ConfigError::SecretFile {
         path: path.to_owned(),
@@ -636,6 +814,60 @@ fn parse_positive(raw: Option<Raw>, default: u64) -> Result<u64, ConfigError> {
             reason: format!("{:?} is not a positive whole number", raw.value),
         }),
     }
+}
+
+/// A whole number (zero allowed), or the default when unset.
+fn parse_count(raw: Option<Raw>, default: u64) -> Result<u64, ConfigError> {
+    match raw {
+        None => Ok(default),
+        Some(raw) => raw
+            .value
+            .trim()
+            .parse::<u64>()
+            .map_err(|_| ConfigError::Invalid {
+                origin: raw.origin.clone(),
+                reason: format!("{:?} is not a whole number of days", raw.value.trim()),
+            }),
+    }
+}
+
+/// The `[freshness]` table: resource = "duration" (e.g. `achievements_users = "2h"`), on top of
+/// the engine's defaults. Unknown resources and bad durations are errors.
+fn parse_freshness(
+    table: Option<&std::collections::BTreeMap<String, String>>,
+    path: Option<&std::path::Path>,
+) -> Result<std::collections::BTreeMap<String, Duration>, ConfigError> {
+    let mut out = ft_sync::default_freshness();
+    let Some(table) = table else {
+        return Ok(out);
+    };
+    let known = ft_sync::resources();
+    for (resource, value) in table {
+        let origin = Origin::File {
+            key: "freshness",
+            path: path.map(PathBuf::from).unwrap_or_default(),
+        };
+        if !known.contains(&resource.as_str()) {
+            return Err(ConfigError::Invalid {
+                origin,
+                reason: format!(
+                    "unknown resource {resource:?} in [freshness]; expected one of: {}",
+                    known.join(", ")
+                ),
+            });
+        }
+        let d = match value.trim() {
+            "0" | "always" => Duration::ZERO,
+            v => humantime::parse_duration(v).map_err(|e| ConfigError::Invalid {
+                origin,
+                reason: format!(
+                    "[freshness] {resource} = {v:?} is not a duration ({e}); write e.g. \"30m\", \"2h\" or \"0\""
+                ),
+            })?,
+        };
+        out.insert(resource.clone(), d);
+    }
+    Ok(out)
 }
 
 fn to_u32(n: u64, name: &'static str) -> Result<u32, ConfigError> {
@@ -846,6 +1078,50 @@ mod tests {
     }
 
     #[test]
+    fn freshness_targets_and_archive_retention_come_from_the_file_and_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = write_config(
+            dir.path(),
+            "export_retention_days = 7\n[freshness]\nachievements_users = \"2h\"\nlocations = \"0\"\n",
+        );
+        let flags = GlobalArgs {
+            config: Some(cfg),
+            ..GlobalArgs::default()
+        };
+        let s = Settings::resolve(&flags, env(&[])).unwrap();
+        assert_eq!(s.export_retention_days, 7);
+        assert_eq!(s.freshness["achievements_users"], Duration::from_secs(7200));
+        assert_eq!(s.freshness["locations"], Duration::ZERO);
+        // Defaults not overridden stay.
+        assert_eq!(s.freshness["blocs"], Duration::from_secs(3600));
+        let s = Settings::resolve(&flags, env(&[("FT42_EXPORT_RETENTION_DAYS", "0")])).unwrap();
+        assert_eq!(
+            s.export_retention_days, 0,
+            "the environment wins over the file"
+        );
+    }
+
+    #[test]
+    fn bad_freshness_entries_name_the_resource_and_what_is_accepted() {
+        let dir = tempfile::tempdir().unwrap();
+        for (text, expect) in [
+            (
+                "[freshness]\nachievments_users = \"1h\"\n",
+                "unknown resource",
+            ),
+            ("[freshness]\nlocations = \"soon\"\n", "not a duration"),
+        ] {
+            let cfg = write_config(dir.path(), text);
+            let flags = GlobalArgs {
+                config: Some(cfg),
+                ..GlobalArgs::default()
+            };
+            let err = Settings::resolve(&flags, env(&[])).unwrap_err();
+            assert!(err.to_string().contains(expect), "{err}");
+        }
+    }
+
+    #[test]
     fn missing_config_file_is_a_usage_error_naming_the_source() {
         let err = Settings::resolve(
             &GlobalArgs::default(),
@@ -943,6 +1219,69 @@ mod tests {
         .unwrap_err();
         assert_eq!(err.exit(), Exit::Usage);
         assert!(!err.to_string().contains("\"s\""));
+    }
+
+    #[test]
+    fn backup_settings_follow_env_then_file_then_defaults() {
+        let s = Settings::resolve(&GlobalArgs::default(), env(&[])).unwrap();
+        assert_eq!(s.backup, BackupSettings::default());
+        assert_eq!((s.backup.keep_daily, s.backup.keep_weekly), (7, 4));
+
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = write_config(
+            dir.path(),
+            "backup_dir = \"/srv/backups\"\nbackup_keep_daily = 3\nbackup_keep_weekly = 2\n\
+             backup_passphrase_file = \"pass.txt\"\nbackup_include_archive = true\n\
+             backup_recipient = \"recipients.txt\"\n",
+        );
+        let flags = GlobalArgs {
+            config: Some(cfg),
+            ..GlobalArgs::default()
+        };
+        let s = Settings::resolve(&flags, env(&[("FT42_BACKUP_KEEP_DAILY", "5")])).unwrap();
+        assert_eq!(s.backup.dir, PathBuf::from("/srv/backups"));
+        assert_eq!((s.backup.keep_daily, s.backup.keep_weekly), (5, 2));
+        assert!(s.backup.include_archive);
+        // Key files named in the config file are relative to it.
+        assert_eq!(
+            s.backup.passphrase_file.as_deref(),
+            Some(dir.path().join("pass.txt").as_path())
+        );
+        assert_eq!(
+            s.backup.recipient.as_deref(),
+            Some(dir.path().join("recipients.txt").to_str().unwrap())
+        );
+        let s = Settings::resolve(
+            &flags,
+            env(&[
+                ("FT42_BACKUP_RECIPIENT", "age1abc"),
+                ("FT42_BACKUP_INCLUDE_ARCHIVE", "no"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.backup.recipient.as_deref(), Some("age1abc"));
+        assert!(!s.backup.include_archive);
+    }
+
+    #[test]
+    fn bad_backup_settings_name_the_setting() {
+        for (var, value) in [
+            ("FT42_BACKUP_KEEP_WEEKLY", "-1"),
+            ("FT42_BACKUP_INCLUDE_ARCHIVE", "maybe"),
+        ] {
+            let err = Settings::resolve(&GlobalArgs::default(), env(&[(var, value)])).unwrap_err();
+            assert!(err.to_string().contains(var), "{err}");
+            assert_eq!(err.exit(), Exit::Usage);
+        }
+        let err = Settings::resolve(
+            &GlobalArgs::default(),
+            env(&[
+                ("FT42_BACKUP_KEEP_DAILY", "0"),
+                ("FT42_BACKUP_KEEP_WEEKLY", "0"),
+            ]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("both 0"), "{err}");
     }
 
     #[test]

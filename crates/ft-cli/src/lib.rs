@@ -11,6 +11,7 @@
 //! std::process::exit(ft_cli::launch(cli).code());
 //! ```
 
+pub mod backup;
 pub mod cli;
 mod commands;
 pub mod config;
@@ -98,6 +99,7 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<Exit> {
         }
         Command::Cron(CronCommand::Remove(args)) => commands::cron::remove(&args),
         Command::Migrate => commands::migrate::migrate(&settings).await,
+        Command::Replay(args) => commands::replay::replay(&settings, &args).await,
         Command::Token(TokenCommand::Check(args)) => commands::token::check(&settings, &args).await,
         Command::Sim(SimCommand::Serve(args)) => commands::sim::serve(&args).await,
         Command::Sync(args) => commands::sync::sync(&settings, &args).await,
@@ -106,5 +108,7 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<Exit> {
         Command::Daemon(_) => commands::daemon::daemon(&settings).await,
         Command::Demo(args) => commands::demo::demo(&settings, &args).await,
         Command::Integrity(args) => commands::integrity::integrity(&settings, &args).await,
+        Command::Backup(args) => commands::backup::backup(&settings, &args).await,
+        Command::Restore(args) => commands::backup::restore(&settings, &args).await,
     }
 }

@@ -1,7 +1,8 @@
 //! The sync schedule shared by `ft42 cron install` and `ft42 daemon`.
 //!
 //! The defaults are paced to stay under the API's 1200 requests/hour: a nightly full sync,
-//! deltas every 10 minutes and the relation worker every 5 minutes. Each job can be moved or
+//! deltas every 10 minutes and the relation worker every 5 minutes; plus a nightly encrypted
+//! backup (no API requests). Each job can be moved or
 //! switched off in the config file's `[schedule]` table, so each environment (one config file
 //! per environment) can have its own:
 //!
@@ -10,7 +11,7 @@
 //! full = "daily 03:17"      # or "off"
 //! delta = "every 10m"
 //! relations = "every 5m"
-//! backup = "off"            # no backup command exists yet
+//! backup = "daily 04:43"    # `ft42 backup`; needs FT42_BACKUP_RECIPIENT or _PASSPHRASE_FILE
 //! ```
 
 use std::fmt;
@@ -176,6 +177,12 @@ pub const DEFAULT_FULL: When = When::Daily {
 pub const DEFAULT_DELTA: When = When::Every(Duration::from_secs(600));
 /// Default: the relation worker every 5 minutes.
 pub const DEFAULT_RELATIONS: When = When::Every(Duration::from_secs(300));
+/// Default: a nightly backup, after the full sync has usually finished (a backup during a sync
+/// is consistent too: both copy methods read one snapshot).
+pub const DEFAULT_BACKUP: When = When::Daily {
+    hour: 4,
+    minute: 43,
+};
 
 impl Default for ScheduleConfig {
     fn default() -> Self {
@@ -199,12 +206,11 @@ impl Default for ScheduleConfig {
                     when: DEFAULT_RELATIONS,
                     args: vec!["worker", "--once"],
                 },
-                // No backup command exists yet, so the job is off and cannot be switched on.
                 Job {
                     kind: JobKind::Backup,
                     name: "backup",
-                    when: When::Off,
-                    args: vec![],
+                    when: DEFAULT_BACKUP,
+                    args: vec!["backup"],
                 },
             ],
         }
@@ -235,12 +241,6 @@ impl ScheduleConfig {
                 origin: origin(key),
                 reason,
             })?;
-            if job.kind == JobKind::Backup && when != When::Off {
-                return Err(ConfigError::Invalid {
-                    origin: origin(key),
-                    reason: "no backup command exists yet; leave it \"off\"".into(),
-                });
-            }
             job.when = when;
         }
         Ok(config)
@@ -309,15 +309,29 @@ mod tests {
             names,
             vec![
                 ("delta", "every 30m".into()),
-                ("relations", "every 5m".into())
+                ("relations", "every 5m".into()),
+                ("backup", "daily 04:43".into())
             ]
         );
     }
 
     #[test]
-    fn backup_cannot_be_switched_on_yet() {
-        let file: ScheduleFile = toml::from_str("backup = \"daily 04:00\"\n").unwrap();
-        let err = ScheduleConfig::from_file(Some(&file), None).unwrap_err();
-        assert!(err.to_string().contains("schedule.backup"), "{err}");
+    fn backup_is_nightly_by_default_and_can_be_moved_or_switched_off() {
+        let backup = |cfg: &ScheduleConfig| {
+            cfg.jobs
+                .iter()
+                .find(|j| j.kind == JobKind::Backup)
+                .cloned()
+                .unwrap()
+        };
+        let default = ScheduleConfig::default();
+        assert_eq!(backup(&default).when, DEFAULT_BACKUP);
+        assert_eq!(backup(&default).args, vec!["backup"]);
+        let file: ScheduleFile = toml::from_str("backup = \"daily 01:05\"\n").unwrap();
+        let cfg = ScheduleConfig::from_file(Some(&file), None).unwrap();
+        assert_eq!(backup(&cfg).when.cron_fields().unwrap(), "5 1 * * *");
+        let file: ScheduleFile = toml::from_str("backup = \"off\"\n").unwrap();
+        let cfg = ScheduleConfig::from_file(Some(&file), None).unwrap();
+        assert!(cfg.active().all(|j| j.kind != JobKind::Backup));
     }
 }

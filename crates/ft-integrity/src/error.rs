@@ -28,8 +28,19 @@ pub enum IntegrityError {
         /// What was wrong with the answer.
         detail: String,
     },
-    /// A spot check was asked for without an API client.
-    #[error("the spot check needs API credentials; configure them or drop the spot check")]
+    /// The API failed during the `X-Total` comparison.
+    #[error("X-Total of {endpoint} could not be read: {source}")]
+    Totals {
+        /// The endpoint asked.
+        endpoint: String,
+        /// The client's error.
+        #[source]
+        source: ft_api::ApiError,
+    },
+    /// A spot check or `X-Total` comparison was asked for without an API client.
+    #[error(
+        "the spot check and the X-Total comparison need API credentials; configure them or drop --spot-check/--api-totals"
+    )]
     NoClient,
     /// Reading the exports archive failed.
     #[error("cannot read the exports archive at `{}`: {source}", path.display())]

@@ -14,6 +14,7 @@
 //! | `uniqueness` | logins and e-mails shared by several live users (Error) |
 //! | `freshness` | stale scopes, scopes never completed, stuck and failed tasks (Warning); watermarks in the future (Error) |
 //! | `spot_check` | rows fetched again by id that differ with the same `updated_at` (Error) or a newer one (Warning); async, opt-in, one request per table |
+//! | `api_totals` | stored rows per scope against the API's `X-Total` (Warning when they differ); async, opt-in, one request per scope within a budget |
 //! | `maintenance` | time and size before/after of ANALYZE, REINDEX, VACUUM (Info) |
 //!
 //! ```no_run
@@ -54,7 +55,7 @@ use ft_store::Store;
 pub use checks::foreign_keys::RELATIONS;
 pub use error::IntegrityError;
 pub use finding::{Finding, MAX_SAMPLE_IDS, Severity};
-pub use options::{Freshness, Maintenance, Options, SpotCheck};
+pub use options::{ApiTotals, Freshness, Maintenance, Options, SpotCheck};
 pub use report::{FailedCheck, Report};
 
 /// Runs every synchronous check and the requested maintenance, stores the report in
@@ -135,6 +136,15 @@ pub async fn run_with_api(
         report.add(SPOT_CHECK, outcome);
         report.duration += started.elapsed();
     }
+    if let Some(probe) = &options.api_totals {
+        let started = Instant::now();
+        let outcome = match client {
+            Some(client) => api_totals(store, client, probe).await,
+            None => Err(IntegrityError::NoClient),
+        };
+        report.add(API_TOTALS, outcome);
+        report.duration += started.elapsed();
+    }
     let recorder = store.clone();
     let stored = report.clone();
     tokio::task::spawn_blocking(move || record(&recorder, &stored))
@@ -142,6 +152,20 @@ pub async fn run_with_api(
         .map_err(|e| IntegrityError::Join(e.to_string()))??;
     Ok(report)
 }
+
+/// Compares stored row counts per scope with the API's `X-Total`, spending at most
+/// `probe.max_requests` requests (one per scope). Add the outcome with
+/// `report.add("api_totals", outcome)`. Fails when the store or the API fails.
+pub async fn api_totals(
+    store: &Store,
+    client: &FtClient,
+    probe: &ApiTotals,
+) -> Result<Vec<Finding>, IntegrityError> {
+    checks::api_totals::run(store, client, probe).await
+}
+
+/// The name `X-Total` comparison findings carry, for [`Report::add`].
+pub const API_TOTALS: &str = checks::api_totals::NAME;
 
 /// The name spot-check findings carry, for [`Report::add`].
 pub const SPOT_CHECK: &str = checks::spot_check::NAME;

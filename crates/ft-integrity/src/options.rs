@@ -118,8 +118,20 @@ pub struct Options {
     /// synchronous and never runs it: call [`crate::spot_check`] and add its findings with
     /// [`crate::Report::add`].
     pub spot_check: Option<SpotCheck>,
+    /// Compare stored counts per scope with the API's `X-Total`; `None` (the default) makes no
+    /// request.
+    pub api_totals: Option<ApiTotals>,
     /// Maintenance to run after the checks.
     pub maintenance: Maintenance,
+}
+
+/// The `X-Total` comparison: one `per_page=1` request per scope (reference listings, then per
+/// stored campus: users, campus_users, cursus_users, projects_users, blocs, locations,
+/// coalitions_users), at most `max_requests` of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiTotals {
+    /// Requests the check may spend.
+    pub max_requests: u32,
 }
 
 impl Default for Options {
@@ -131,6 +143,7 @@ impl Default for Options {
             future_tolerance: Duration::from_secs(5 * 60),
             exports_dir: None,
             spot_check: None,
+            api_totals: None,
             maintenance: Maintenance::default(),
         }
     }

@@ -182,3 +182,84 @@ async fn a_clean_sync_has_no_error_and_spot_checks_see_planted_and_upstream_chan
         assert_eq!(report.status(), "incomplete");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_totals_agree_after_a_full_sync_and_see_rows_missing_from_the_store() {
+    for db in TestDb::all() {
+        let sim = sim(41).await;
+        let store = db.store();
+        let config = EngineConfig {
+            worker_id: format!("integrity-test-{}", std::process::id()),
+            ..EngineConfig::default()
+        };
+        let clock = sim.clone();
+        let engine = Engine::new(client(&sim), store.clone(), config)
+            .with_clock(Arc::new(move || clock.now()));
+        engine
+            .sync(
+                SyncRequest::new(What::All, Mode::Full),
+                progress::discard(),
+                std::future::pending(),
+            )
+            .await
+            .expect("full sync of everything");
+        let probe = ft_integrity::ApiTotals { max_requests: 100 };
+        let clean = ft_integrity::api_totals(store, &client(&sim), &probe)
+            .await
+            .expect("the comparison runs");
+        let warnings: Vec<_> = clean
+            .iter()
+            .filter(|f| f.severity != Severity::Info)
+            .collect();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        // 3 global scopes + 7 per campus (users, campus_users, cursus_users, projects_users,
+        // blocs, locations, coalitions_users).
+        assert_eq!(clean.len(), 3 + 7);
+
+        // Plant: three projects_users vanish from the store.
+        let ids: Vec<i64> = store
+            .ids(Table::ProjectsUsers)
+            .unwrap()
+            .into_iter()
+            .take(3)
+            .collect();
+        store
+            .mark_deleted(Table::ProjectsUsers, &ids, chrono::Utc::now().naive_utc())
+            .unwrap();
+        let before = sim.ledger().len();
+        let planted = ft_integrity::api_totals(store, &client(&sim), &probe)
+            .await
+            .expect("the comparison runs");
+        let differing: Vec<_> = planted
+            .iter()
+            .filter(|f| f.severity == Severity::Warning)
+            .collect();
+        assert_eq!(differing.len(), 1, "{differing:?}");
+        assert_eq!(differing[0].table.as_deref(), Some("projects_users"));
+        assert_eq!(differing[0].count, 3);
+        assert!(
+            differing[0].detail.contains("campus:1"),
+            "{}",
+            differing[0].detail
+        );
+
+        // The budget is a hard cap: two requests, the rest reported as not compared.
+        let capped = ft_integrity::api_totals(
+            store,
+            &client(&sim),
+            &ft_integrity::ApiTotals { max_requests: 2 },
+        )
+        .await
+        .expect("the comparison runs");
+        let spent = sim.ledger()[before..]
+            .iter()
+            .filter(|e| e.path.starts_with("/v2"))
+            .count();
+        assert_eq!(
+            spent,
+            10 + 2,
+            "10 for the uncapped run, 2 for the capped one"
+        );
+        assert!(capped.iter().any(|f| f.detail.contains("not compared")));
+    }
+}

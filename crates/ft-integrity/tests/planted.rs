@@ -109,6 +109,7 @@ fn cursor(resource: &str, scope: &str, watermark: Option<chrono::NaiveDateTime>)
         page: 0,
         rows: 0,
         format_version: 1,
+        expected_rows: None,
     }
 }
 

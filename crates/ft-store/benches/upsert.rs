@@ -179,6 +179,7 @@ fn run(
                 page,
                 rows: last,
                 format_version: 1,
+                expected_rows: None,
             }),
             fetch_log: Some(FetchLogEntry {
                 at: ts(version),
@@ -196,6 +197,7 @@ fn run(
             fence: None,
             enqueue_users: Vec::new(),
             mark_deleted: None,
+            also: Vec::new(),
         };
         let (started, cpu_started) = (Instant::now(), cpu_seconds(server_db));
         let outcome = store.apply_page(page_data).expect("apply_page");

@@ -66,6 +66,9 @@ pub struct ApplyPage {
     pub enqueue_users: Vec<(i64, String)>,
     /// Rows of a table that the API no longer has: their `deleted_at` is set.
     pub mark_deleted: Option<(Table, Vec<i64>)>,
+    /// Rows of other tables that came embedded in the page (the coalitions inside blocs),
+    /// written in the same transaction.
+    pub also: Vec<Rows>,
 }
 
 impl ApplyPage {
@@ -78,6 +81,7 @@ impl ApplyPage {
             fence: None,
             enqueue_users: Vec::new(),
             mark_deleted: None,
+            also: Vec::new(),
         }
     }
 }
@@ -228,21 +232,28 @@ impl Store {
             fence,
             enqueue_users,
             mark_deleted,
+            also,
         } = page;
-        let received = rows.len();
+        let received = rows.len() + also.iter().map(Rows::len).sum::<usize>();
         with_tx!(self,
             pg: |conn| {
                 if let Some(fence) = &fence {
                     check_fence!(conn, fence, now, |q| q.for_share())?;
                 }
-                let count = upsert_any!(conn, rows, pg)?;
+                let mut count = upsert_any!(conn, rows, pg)?;
+                for extra in also {
+                    count = count.plus(upsert_any!(conn, extra, pg)?);
+                }
                 apply_rest!(conn, count, received, cursor, fetch_log, enqueue_users, mark_deleted, now)
             },
             sqlite: |conn| {
                 if let Some(fence) = &fence {
                     check_fence!(conn, fence, now, |q| q)?;
                 }
-                let count = upsert_any!(conn, rows, sqlite)?;
+                let mut count = upsert_any!(conn, rows, sqlite)?;
+                for extra in also {
+                    count = count.plus(upsert_any!(conn, extra, sqlite)?);
+                }
                 apply_rest!(conn, count, received, cursor, fetch_log, enqueue_users, mark_deleted, now)
             }
         )

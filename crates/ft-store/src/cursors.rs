@@ -31,6 +31,9 @@ pub struct CursorUpdate {
     pub rows: i64,
     /// Version of the cursor's meaning; a reader that does not know it starts over.
     pub format_version: i32,
+    /// Rows the in-flight pass expects in all (rows read plus the last page's `X-Total`), for
+    /// the backlog estimate; `None` when unknown or no pass is in flight.
+    pub expected_rows: Option<i64>,
 }
 
 /// A stored cursor.
@@ -57,6 +60,8 @@ pub struct Cursor {
     pub format_version: i32,
     /// When the row was last written (UTC).
     pub updated_at: NaiveDateTime,
+    /// See [`CursorUpdate::expected_rows`].
+    pub expected_rows: Option<i64>,
 }
 
 /// Upserts a cursor row; evaluates to `Result<usize, StoreError>`.
@@ -77,6 +82,7 @@ macro_rules! save_cursor_stmt {
                 c::page.eq(excluded(c::page)),
                 c::rows.eq(excluded(c::rows)),
                 c::format_version.eq(excluded(c::format_version)),
+                c::expected_rows.eq(excluded(c::expected_rows)),
                 c::updated_at.eq(excluded(c::updated_at)),
             ))
             .execute($conn)

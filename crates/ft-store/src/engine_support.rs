@@ -4,6 +4,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use crate::error::StoreError;
+use crate::rows::Table;
 use crate::schema::tasks;
 use crate::store::{Backend, Store, with_conn};
 use crate::tasks::TaskState;
@@ -109,6 +110,126 @@ impl Store {
             .bind::<diesel::sql_types::Timestamp, _>(now)
             .load(conn)
             .map_err(StoreError::q("active piscine ids", "cursus_users")))?;
+        Ok(ids.into_iter().map(|row| row.id).collect())
+    }
+
+    /// Whether a pending task with a priority above `priority` is due at `now`: a backfill task
+    /// checks this after every page and yields to hot work.
+    pub fn due_above(&self, priority: i32, now: NaiveDateTime) -> Result<bool, StoreError> {
+        let n: i64 = with_conn!(self, |conn| tasks::table
+            .filter(tasks::state.eq(TaskState::Pending.as_str()))
+            .filter(tasks::next_run_at.le(now))
+            .filter(tasks::priority.gt(priority))
+            .count()
+            .get_result(conn)
+            .map_err(StoreError::q("due above", "tasks")))?;
+        Ok(n > 0)
+    }
+
+    /// Which of these dedupe keys belong to a pending or running task: a task that reads what
+    /// others write waits until they are settled.
+    pub fn live_keys(&self, keys: &[String]) -> Result<Vec<String>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let found: Vec<Option<String>> = with_conn!(self, |conn| tasks::table
+            .filter(tasks::dedupe_key.eq_any(keys))
+            .filter(tasks::state.eq_any([TaskState::Pending.as_str(), TaskState::Running.as_str()]))
+            .select(tasks::dedupe_key)
+            .distinct()
+            .load(conn)
+            .map_err(StoreError::q("live keys", "tasks")))?;
+        Ok(found.into_iter().flatten().collect())
+    }
+
+    /// Ids of live rows of `table` whose integer `column` is one of `values`, sorted.
+    pub fn live_ids_in(
+        &self,
+        table: Table,
+        column: &str,
+        values: &[i64],
+    ) -> Result<Vec<i64>, StoreError> {
+        let column = crate::reads::checked_column(table, column)?;
+        let mut ids = Vec::new();
+        for chunk in values.chunks(crate::apply::IDS_PER_STATEMENT) {
+            // Integers are written into the statement: binding them one by one could exceed
+            // SQLite's parameter limit.
+            let list: Vec<String> = chunk.iter().map(i64::to_string).collect();
+            let sql = format!(
+                "SELECT id FROM {table} WHERE {column} IN ({}) AND deleted_at IS NULL",
+                list.join(",")
+            );
+            ids.extend(self.ids_sql(&sql, table)?);
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        Ok(ids)
+    }
+
+    /// User ids with a live campus_user in `campus_id` (only the primary memberships when
+    /// `primary_only`), sorted.
+    pub fn campus_user_ids(
+        &self,
+        campus_id: i64,
+        primary_only: bool,
+    ) -> Result<Vec<i64>, StoreError> {
+        let primary = if primary_only {
+            " AND is_primary = TRUE"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "SELECT DISTINCT user_id AS id FROM campus_users \
+             WHERE campus_id = {campus_id} AND deleted_at IS NULL{primary} ORDER BY 1"
+        );
+        self.ids_sql(&sql, Table::CampusUsers)
+    }
+
+    /// Ids of the live coalitions of the live blocs of `campus_id`, sorted.
+    pub fn campus_coalition_ids(&self, campus_id: i64) -> Result<Vec<i64>, StoreError> {
+        let sql = format!(
+            "SELECT id FROM coalitions WHERE deleted_at IS NULL AND bloc_id IN \
+             (SELECT id FROM blocs WHERE campus_id = {campus_id} AND deleted_at IS NULL) ORDER BY id"
+        );
+        self.ids_sql(&sql, Table::Coalitions)
+    }
+
+    /// Ids of live open sessions (`end_at` NULL) at `campus_id`, sorted.
+    pub fn open_location_ids(&self, campus_id: i64) -> Result<Vec<i64>, StoreError> {
+        let sql = format!(
+            "SELECT id FROM locations WHERE campus_id = {campus_id} \
+             AND end_at IS NULL AND deleted_at IS NULL ORDER BY id"
+        );
+        self.ids_sql(&sql, Table::Locations)
+    }
+
+    /// User ids that live rows of the user-scoped tables refer to but that are not in `users`,
+    /// sorted, at most `limit`: the missing parents the engine fetches.
+    pub fn missing_user_ids(&self, limit: i64) -> Result<Vec<i64>, StoreError> {
+        let parts: Vec<String> = [
+            "campus_users",
+            "cursus_users",
+            "projects_users",
+            "achievements_users",
+            "locations",
+            "coalitions_users",
+        ]
+        .iter()
+        .map(|t| format!("SELECT user_id FROM {t} WHERE deleted_at IS NULL"))
+        .collect();
+        let sql = format!(
+            "SELECT DISTINCT r.user_id AS id FROM ({}) r \
+             WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.id = r.user_id) \
+             ORDER BY 1 LIMIT {limit}",
+            parts.join(" UNION ALL ")
+        );
+        self.ids_sql(&sql, Table::Users)
+    }
+
+    fn ids_sql(&self, sql: &str, table: Table) -> Result<Vec<i64>, StoreError> {
+        let ids: Vec<Id> = with_conn!(self, |conn| diesel::sql_query(sql)
+            .load(conn)
+            .map_err(StoreError::q("list ids", table.as_str())))?;
         Ok(ids.into_iter().map(|row| row.id).collect())
     }
 }

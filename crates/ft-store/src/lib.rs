@@ -34,6 +34,7 @@
 //! ```
 
 mod apply;
+mod backup;
 mod cursors;
 mod engine_support;
 mod error;
@@ -50,6 +51,7 @@ pub mod test_support;
 mod upsert;
 
 pub use apply::{ApplyOutcome, ApplyPage, Fence, FetchLogEntry};
+pub use backup::{MIGRATIONS_TABLE, latest_schema_version};
 pub use cursors::{Cursor, CursorUpdate};
 pub use error::StoreError;
 pub use logs::{FetchLogRecord, IntegrityRun, RELATION_TAKE_LEASE, SyncRun};

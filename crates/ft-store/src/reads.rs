@@ -133,7 +133,7 @@ impl Store {
 
 /// Checks `column` against the table's declared columns, so it can be spliced into SQL; returns
 /// it quoted.
-fn checked_column(table: Table, column: &str) -> Result<String, StoreError> {
+pub(crate) fn checked_column(table: Table, column: &str) -> Result<String, StoreError> {
     let known = column == "id"
         || column == "ingested_at"
         || column == "deleted_at"

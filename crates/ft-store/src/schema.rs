@@ -275,6 +275,7 @@ diesel::table! {
         rows -> BigInt,
         format_version -> Integer,
         updated_at -> Timestamp,
+        expected_rows -> Nullable<BigInt>,
     }
 }
 

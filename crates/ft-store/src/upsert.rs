@@ -75,6 +75,17 @@ pub(crate) struct UpsertCount {
     pub(crate) written: usize,
 }
 
+impl UpsertCount {
+    /// The counts of two upserts together.
+    pub(crate) fn plus(self, other: UpsertCount) -> UpsertCount {
+        UpsertCount {
+            unique: self.unique + other.unique,
+            duplicates: self.duplicates + other.duplicates,
+            written: self.written + other.written,
+        }
+    }
+}
+
 /// The PostgreSQL type of a row field, for the array parameters of the `unnest` upsert.
 pub(crate) trait PgColumn {
     /// Diesel's SQL type of one element.

@@ -24,6 +24,7 @@ fn cursor(page: i64) -> CursorUpdate {
         page,
         rows: page * 100,
         format_version: 1,
+        expected_rows: None,
     }
 }
 
@@ -51,6 +52,7 @@ fn full_page(rows: Rows, fence: Option<Fence>) -> ApplyPage {
         fence,
         enqueue_users: vec![(1, "new user".into()), (2, "new user".into())],
         mark_deleted: None,
+        also: Vec::new(),
     }
 }
 
@@ -280,6 +282,7 @@ fn deletions_and_generic_reads() {
 
         let page = ApplyPage {
             mark_deleted: Some((Table::Locations, vec![2, 3, 99])),
+            also: Vec::new(),
             ..ApplyPage::rows(Rows::Locations(vec![]))
         };
         let outcome = store.apply_page(page).unwrap();

@@ -17,6 +17,7 @@ fn cursor(resource: &str, scope: &str, page: i64) -> CursorUpdate {
         page,
         rows: page * 10,
         format_version: 2,
+        expected_rows: None,
     }
 }
 

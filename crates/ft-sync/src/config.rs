@@ -1,5 +1,6 @@
 //! What to sync and how the engine behaves.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -15,14 +16,21 @@ pub struct EngineConfig {
     /// Delta windows start this much before the last watermark, so rows whose `updated_at`
     /// was written late by the API (or clocks that disagree) are not missed.
     pub overlap: Duration,
-    /// How many users of the changed-user queue one relation pass takes (consumed by part 2).
+    /// How many users of the changed-user queue one relation-worker task takes.
     pub max_relation_users: usize,
     /// Tasks run at the same time. They share one request budget, so more only hides latency.
     pub concurrency: usize,
     /// Attempts before a task that keeps failing with retryable errors goes to `error`.
     pub max_attempts: i32,
-    /// Where raw pages are archived (part 2); `None` keeps no archive.
+    /// Where raw pages are archived; `None` keeps no archive.
     pub export_dir: Option<PathBuf>,
+    /// Archive day folders older than this many days are deleted after each run; `None`
+    /// keeps everything.
+    pub archive_retention_days: Option<u32>,
+    /// Freshness targets per resource (task kind, e.g. `achievements_users`, `locations`): a
+    /// delta run skips a scope whose last complete pass is younger than its target, saving the
+    /// budget for what is stale. Resources not listed are refreshed on every run.
+    pub freshness: BTreeMap<String, Duration>,
     /// Rows per request. The API clamps to 100.
     pub per_page: u32,
 }
@@ -38,9 +46,21 @@ impl Default for EngineConfig {
             concurrency: 1,
             max_attempts: 8,
             export_dir: None,
+            archive_retention_days: Some(30),
+            freshness: default_freshness(),
             per_page: 100,
         }
     }
+}
+
+/// The default freshness targets: achievements_users cost one request per 100 users of a
+/// campus when their network-wide window is large, and blocs (with their coalitions' scores)
+/// change slowly, so both are refreshed at most hourly; everything else on every run.
+pub fn default_freshness() -> BTreeMap<String, Duration> {
+    BTreeMap::from([
+        ("achievements_users".to_owned(), Duration::from_secs(3600)),
+        ("blocs".to_owned(), Duration::from_secs(3600)),
+    ])
 }
 
 /// Which resources a sync covers.
@@ -49,11 +69,12 @@ pub enum What {
     /// Reference data (campus, cursus, projects, achievements), users, campus_users and
     /// cursus_users of the chosen campuses.
     Users,
-    /// projects_users and achievements_users (part 2).
+    /// projects_users and achievements_users, deletions among them, missing parent users, and
+    /// the relation worker over the changed-user queue.
     Relations,
-    /// Blocs, coalitions and coalitions_users (part 2).
+    /// Blocs, coalitions and coalitions_users.
     Coalitions,
-    /// Locations (part 2).
+    /// Locations (windowed on `begin_at`, open sessions re-checked by id).
     Locations,
     /// Everything the engine knows how to sync.
     All,

@@ -9,10 +9,11 @@ use ft_api::{ClientEvent, FtClient};
 use ft_store::{Lane, NewTask, Store, Table, TaskState};
 use tokio::sync::watch;
 
+use crate::archive::Archive;
 use crate::blocking;
 use crate::config::{EngineConfig, Mode, SyncRequest, What};
 use crate::error::{Result, SyncError};
-use crate::listing::Listing;
+use crate::listing::{Listing, Stage};
 use crate::progress::{Progress, ProgressTx};
 use crate::task::{PAYLOAD_VERSION, PassMode, TaskPayload, scope_of};
 use crate::worker::{self, Drain, WorkerTally};
@@ -44,6 +45,8 @@ pub(crate) struct RunConfig {
     pub(crate) lease: Duration,
     pub(crate) per_page: u32,
     pub(crate) max_attempts: i32,
+    pub(crate) archive: Option<Archive>,
+    pub(crate) max_relation_users: usize,
 }
 
 /// What planning did.
@@ -57,6 +60,8 @@ pub struct PlanSummary {
     pub full: usize,
     /// Of the enqueued tasks, how many read only what changed since the watermark.
     pub delta: usize,
+    /// Scopes left out because their last pass is younger than their freshness target.
+    pub fresh: usize,
 }
 
 /// What a run did: the CLI prints it and the engine stores it in `sync_runs`.
@@ -121,6 +126,29 @@ impl Engine {
         &self.client
     }
 
+    /// What the queued work still costs and how long it takes at the current rate.
+    pub async fn backlog(&self) -> Result<crate::Backlog> {
+        let store = self.store.clone();
+        let per_page = self.config.per_page;
+        let per_hour = self.client.budget().per_hour;
+        blocking(move || crate::planner::backlog(&store, per_page, per_hour)).await
+    }
+
+    /// Deletes archive day folders past the retention setting.
+    async fn prune_archive(&self) {
+        let (Some(dir), Some(days)) = (&self.config.export_dir, self.config.archive_retention_days)
+        else {
+            return;
+        };
+        let archive = Archive::new(dir);
+        let today = Utc::now().date_naive();
+        match tokio::task::spawn_blocking(move || archive.prune(days, today)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "archive retention could not prune"),
+            Err(e) => tracing::warn!(error = %e, "archive retention task failed"),
+        }
+    }
+
     fn now(&self) -> DateTime<Utc> {
         (self.clock)()
     }
@@ -158,6 +186,9 @@ impl Engine {
         let mut summary = PlanSummary::default();
         let mut tasks = Vec::new();
         let mut modes = Vec::new();
+        // Priority of each planned task by dedupe key: a task that reads another's rows is
+        // given a lower priority than it, so a backfill never yields to its own dependants.
+        let mut planned: std::collections::HashMap<String, i32> = Default::default();
         // Piscine levels are re-read only on top of deltas: a full read of cursus_users
         // already has every level.
         let mut cursus_users_full = req.mode == Mode::Full;
@@ -182,12 +213,24 @@ impl Engine {
                         if force {
                             store.cancel_live(&k, "replaced by a --force run")?;
                             store.delete_cursor(&r, &s)?;
+                            // An achievements_users pass keeps its batch position apart.
+                            store.delete_cursor(&format!("{r}.batches"), &s)?;
                         }
                         store.cursor(&r, &s)
                     })
                     .await?
                 };
                 let watermark = cursor.and_then(|c| c.watermark).map(|w| w.and_utc());
+                if let (Some(w), Some(target), false, false) = (
+                    watermark,
+                    self.config.freshness.get(resource),
+                    req.force,
+                    req.mode == Mode::Full,
+                ) && now - w < chrono::Duration::from_std(*target).unwrap_or_default()
+                {
+                    summary.fresh += 1;
+                    continue;
+                }
                 let delta_since = match (req.mode, watermark) {
                     (Mode::Full, _) | (_, None) => None,
                     (Mode::Delta | Mode::Auto, Some(w)) if listing.has_updated_at() => {
@@ -203,6 +246,34 @@ impl Engine {
                 if listing == Listing::CursusUsers && mode == PassMode::Full {
                     cursus_users_full = true;
                 }
+                // What this task reads must be written first: the same scope's producers, or
+                // for work over everything, every task planned before it.
+                let after: Vec<String> = match listing.stage() {
+                    Stage::Last => planned.keys().cloned().collect(),
+                    _ if listing == Listing::PiscineLevels => planned
+                        .keys()
+                        .filter(|k| k.starts_with("cursus_users:campus:"))
+                        .cloned()
+                        .collect(),
+                    _ => listing
+                        .reads_from()
+                        .iter()
+                        .map(|dep| format!("{}:{scope}", dep.as_str()))
+                        .filter(|k| planned.contains_key(k))
+                        .collect(),
+                };
+                // A full read of a large scope is backfill; deltas and small re-checks are hot.
+                let lane = if mode == PassMode::Full && listing.has_updated_at() {
+                    Lane::Backfill
+                } else {
+                    Lane::Hot
+                };
+                let base = listing.priority() + if lane == Lane::Hot { 1000 } else { 0 };
+                let priority = after
+                    .iter()
+                    .filter_map(|k| planned.get(k))
+                    .map(|p| p - 1)
+                    .fold(base, i32::min);
                 let payload = TaskPayload {
                     version: PAYLOAD_VERSION,
                     listing,
@@ -217,6 +288,11 @@ impl Engine {
                     since: delta_since,
                     until: now,
                     enqueue_changed_users: mode == PassMode::Delta && listing == Listing::Users,
+                    after,
+                    max_users: match listing {
+                        Listing::RelationUsers => req.max_relation_users,
+                        _ => None,
+                    },
                 };
                 let task = NewTask {
                     kind: resource.to_owned(),
@@ -225,16 +301,13 @@ impl Engine {
                         what: "task payload".to_owned(),
                         detail: e.to_string(),
                     })?,
-                    lane: if mode == PassMode::Full {
-                        Lane::Backfill
-                    } else {
-                        Lane::Hot
-                    },
-                    priority: listing.priority(),
+                    lane,
+                    priority,
                     // Queue times are real time; `now` (the data clock) only bounds windows.
                     next_run_at: Utc::now().naive_utc(),
-                    dedupe_key: Some(key),
+                    dedupe_key: Some(key.clone()),
                 };
+                planned.insert(key, priority);
                 modes.push(mode);
                 tasks.push(task);
             }
@@ -259,8 +332,18 @@ impl Engine {
             already_queued = summary.already_queued,
             full = summary.full,
             delta = summary.delta,
+            fresh = summary.fresh,
             "sync planned"
         );
+        if let Ok(backlog) = self.backlog().await {
+            tracing::info!(
+                backfill_requests = backlog.backfill_requests,
+                hot_requests = backlog.hot_requests,
+                eta_s = backlog.eta.map(|d| d.as_secs()),
+                "{}",
+                backlog.describe()
+            );
+        }
         Ok(summary)
     }
 
@@ -309,6 +392,7 @@ impl Engine {
             Ok(tally)
         };
         let result = until_shutdown(work, shutdown, stop_tx).await;
+        self.prune_archive().await;
         run.finish(self, result).await
     }
 
@@ -324,6 +408,7 @@ impl Engine {
         let (stop_tx, stop_rx) = watch::channel(false);
         let drain = if once { Drain::Once } else { Drain::UntilIdle };
         let result = until_shutdown(self.drain(&progress, stop_rx, drain), shutdown, stop_tx).await;
+        self.prune_archive().await;
         run.finish(self, result).await
     }
 
@@ -341,6 +426,8 @@ impl Engine {
                 lease: self.config.lease,
                 per_page: self.config.per_page,
                 max_attempts: self.config.max_attempts,
+                archive: self.config.export_dir.as_ref().map(Archive::new),
+                max_relation_users: self.config.max_relation_users,
             },
             progress: progress.clone(),
         });
@@ -378,14 +465,34 @@ impl Engine {
     }
 }
 
-/// Which listings a request covers. Parts not built yet are an error, never a silent no-op.
+/// Which listings a request covers, in planning order (a listing comes after those it reads).
 fn listings_for(what: What) -> Result<Vec<Listing>> {
-    match what {
-        What::Users | What::All => Ok(Listing::PART_ONE.to_vec()),
-        What::Relations | What::Coalitions | What::Locations => Err(SyncError::Data {
-            what: format!("sync {what:?}").to_lowercase(),
-            detail: "this resource is not synced by this version yet; `sync users` covers campuses, cursus, projects, achievements, users, campus_users and cursus_users".to_owned(),
-        }),
+    let mut out: Vec<Listing> = match what {
+        What::Users => Listing::USERS.to_vec(),
+        What::Relations => Listing::RELATIONS.to_vec(),
+        What::Coalitions => Listing::COALITIONS.to_vec(),
+        What::Locations => Listing::LOCATIONS.to_vec(),
+        What::All => [
+            &Listing::USERS[..],
+            &Listing::RELATIONS[..],
+            &Listing::COALITIONS[..],
+            &Listing::LOCATIONS[..],
+        ]
+        .concat(),
+    };
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|l| seen.insert(*l));
+    // Stages in order, and by priority within a stage, so dependencies are planned first.
+    out.sort_by_key(|l| (stage_rank(l.stage()), -l.priority()));
+    Ok(out)
+}
+
+fn stage_rank(stage: Stage) -> u8 {
+    match stage {
+        Stage::Global => 0,
+        Stage::Campus => 1,
+        Stage::AfterCampus => 2,
+        Stage::Last => 3,
     }
 }
 

@@ -30,6 +30,17 @@ pub enum SyncError {
         /// The task.
         task_id: i64,
     },
+    /// The raw page archive could not be written or read. A page that cannot be archived is
+    /// not committed either (the archive must hold everything the database holds).
+    #[error(
+        "archive {path}: {detail} (check that the folder exists, is writable and has free space, or unset FT42_EXPORT_DIR to sync without an archive)"
+    )]
+    Archive {
+        /// The file or folder.
+        path: String,
+        /// What went wrong.
+        detail: String,
+    },
     /// Some tasks ended in `error`; the rest of the run went on.
     #[error("{failed} task(s) failed: {first}")]
     TasksFailed {

@@ -23,19 +23,30 @@
 //! - **Deltas** read `range[updated_at]=watermark - overlap, plan time`; the watermark moves to
 //!   the plan time only when the whole window was read.
 
+mod archive;
 mod config;
 mod engine;
 mod error;
 mod listing;
 mod mapping;
+mod planner;
 pub mod progress;
+mod relations;
 mod task;
 mod worker;
 
-pub use config::{EngineConfig, Mode, SyncRequest, What};
+pub use archive::{Archive, PruneSummary, ReplaySummary, replay};
+pub use config::{EngineConfig, Mode, SyncRequest, What, default_freshness};
 pub use engine::{Clock, Engine, PlanSummary, RunSummary};
 pub use error::SyncError;
+pub use planner::{Backlog, backlog};
 pub use progress::{Progress, ProgressTx};
+
+/// The resource names the engine plans tasks for (task kinds and cursor resources), as used by
+/// [`EngineConfig::freshness`].
+pub fn resources() -> Vec<&'static str> {
+    listing::Listing::ALL.iter().map(|l| l.as_str()).collect()
+}
 
 /// Cursor rows written by this version carry this format number.
 pub(crate) const CURSOR_FORMAT: i32 = 1;

@@ -12,13 +12,16 @@
 
 use std::time::Duration;
 
+use std::collections::HashSet;
+
 use chrono::{NaiveDateTime, Utc};
 use ft_api::{FtClient, Page, Query};
-use ft_store::{ApplyPage, CursorUpdate, Fence, FetchLogEntry, Store, Table};
+use ft_store::{ApplyPage, CursorUpdate, Fence, FetchLogEntry, Lane, Store, Table};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+use crate::archive::Archive;
 use crate::error::{Result, SyncError};
 use crate::mapping::{self, Mapped};
 use crate::progress::{Progress, ProgressTx};
@@ -26,7 +29,7 @@ use crate::task::{PassMode, TaskPayload};
 use crate::{CURSOR_FORMAT, blocking};
 
 /// Upper bound of the keyset range: larger than any 42 id.
-const ID_MAX: i64 = i64::MAX;
+pub(crate) const ID_MAX: i64 = i64::MAX;
 
 /// How long an in-flight request may still finish after shutdown was asked for.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -52,11 +55,50 @@ pub(crate) enum Listing {
     /// Active piscine cursus_users re-read by id, 100 per request: their `level` changes
     /// without touching `updated_at`, so no delta window ever sees it.
     PiscineLevels,
+    /// `/v2/projects_users?filter[campus]=:id`: one listing per campus is never dearer than
+    /// per-user batches (same rows, no per-batch page rounding).
+    ProjectsUsers,
+    /// `/v2/achievements_users` by batches of the campus's users (`filter[user_id]`, 100 ids),
+    /// or, for a delta, the network-wide window when its `X-Total` says that is cheaper.
+    AchievementsUsers,
+    /// `/v2/blocs?filter[campus_id]=:id`, with the coalitions embedded in them.
+    Blocs,
+    /// `/v2/coalitions_users?filter[coalition_id]=<the campus's coalitions>`.
+    CoalitionsUsers,
+    /// `/v2/locations?filter[campus_id]=:id`, windowed on `begin_at` (no usable `updated_at`).
+    Locations,
+    /// The campus's locally open sessions re-read by id, so `end_at` gets filled in.
+    OpenLocations,
+    /// Deleted cursus_users of a campus, found by `X-Total` probes and id sets.
+    CursusUsersDeletions,
+    /// Deleted projects_users of a campus, found the same way.
+    ProjectsUsersDeletions,
+    /// Deleted coalitions_users of a campus, found the same way.
+    CoalitionsUsersDeletions,
+    /// Deleted locations of a campus, found the same way.
+    LocationsDeletions,
+    /// Users that relation rows refer to but the database lacks, fetched by id.
+    MissingUsers,
+    /// The relation worker: every relation of the users in the changed-user queue.
+    RelationUsers,
+}
+
+/// What a listing belongs to, for `ft42 sync <what>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stage {
+    /// Reference data read once for every campus; campuses are known after it.
+    Global,
+    /// Campus-scoped listings that read only the API.
+    Campus,
+    /// Campus-scoped work that also reads what the campus listings stored.
+    AfterCampus,
+    /// Work over everything stored.
+    Last,
 }
 
 impl Listing {
     /// Reference data first, then users, then what hangs off users.
-    pub(crate) const PART_ONE: [Listing; 8] = [
+    pub(crate) const USERS: [Listing; 9] = [
         Listing::Campuses,
         Listing::Cursus,
         Listing::Projects,
@@ -65,6 +107,56 @@ impl Listing {
         Listing::CampusUsers,
         Listing::CursusUsers,
         Listing::PiscineLevels,
+        Listing::CursusUsersDeletions,
+    ];
+
+    /// projects_users and achievements_users, with their parents.
+    pub(crate) const RELATIONS: [Listing; 5] = [
+        Listing::ProjectsUsers,
+        Listing::AchievementsUsers,
+        Listing::ProjectsUsersDeletions,
+        Listing::MissingUsers,
+        Listing::RelationUsers,
+    ];
+
+    /// Blocs, coalitions and coalitions_users.
+    pub(crate) const COALITIONS: [Listing; 4] = [
+        Listing::Blocs,
+        Listing::CoalitionsUsers,
+        Listing::CoalitionsUsersDeletions,
+        Listing::MissingUsers,
+    ];
+
+    /// Locations.
+    pub(crate) const LOCATIONS: [Listing; 4] = [
+        Listing::Locations,
+        Listing::OpenLocations,
+        Listing::LocationsDeletions,
+        Listing::MissingUsers,
+    ];
+
+    /// Every listing.
+    pub(crate) const ALL: [Listing; 20] = [
+        Listing::Campuses,
+        Listing::Cursus,
+        Listing::Projects,
+        Listing::Achievements,
+        Listing::Users,
+        Listing::CampusUsers,
+        Listing::CursusUsers,
+        Listing::PiscineLevels,
+        Listing::ProjectsUsers,
+        Listing::AchievementsUsers,
+        Listing::Blocs,
+        Listing::CoalitionsUsers,
+        Listing::Locations,
+        Listing::OpenLocations,
+        Listing::CursusUsersDeletions,
+        Listing::ProjectsUsersDeletions,
+        Listing::CoalitionsUsersDeletions,
+        Listing::LocationsDeletions,
+        Listing::MissingUsers,
+        Listing::RelationUsers,
     ];
 
     /// The resource name used for tasks, cursors and progress.
@@ -78,29 +170,117 @@ impl Listing {
             Listing::CampusUsers => "campus_users",
             Listing::CursusUsers => "cursus_users",
             Listing::PiscineLevels => "piscine_levels",
+            Listing::ProjectsUsers => "projects_users",
+            Listing::AchievementsUsers => "achievements_users",
+            Listing::Blocs => "blocs",
+            Listing::CoalitionsUsers => "coalitions_users",
+            Listing::Locations => "locations",
+            Listing::OpenLocations => "open_locations",
+            Listing::CursusUsersDeletions => "cursus_users_deletions",
+            Listing::ProjectsUsersDeletions => "projects_users_deletions",
+            Listing::CoalitionsUsersDeletions => "coalitions_users_deletions",
+            Listing::LocationsDeletions => "locations_deletions",
+            Listing::MissingUsers => "missing_users",
+            Listing::RelationUsers => "relation_users",
+        }
+    }
+
+    /// The table the listing's rows go to.
+    pub(crate) fn table(self) -> Table {
+        match self {
+            Listing::Campuses => Table::Campuses,
+            Listing::Cursus => Table::Cursus,
+            Listing::Projects => Table::Projects,
+            Listing::Achievements => Table::Achievements,
+            Listing::Users | Listing::MissingUsers => Table::Users,
+            Listing::CampusUsers => Table::CampusUsers,
+            Listing::CursusUsers | Listing::PiscineLevels | Listing::CursusUsersDeletions => {
+                Table::CursusUsers
+            }
+            Listing::ProjectsUsers | Listing::ProjectsUsersDeletions | Listing::RelationUsers => {
+                Table::ProjectsUsers
+            }
+            Listing::AchievementsUsers => Table::AchievementsUsers,
+            Listing::Blocs => Table::Blocs,
+            Listing::CoalitionsUsers | Listing::CoalitionsUsersDeletions => Table::CoalitionsUsers,
+            Listing::Locations | Listing::OpenLocations | Listing::LocationsDeletions => {
+                Table::Locations
+            }
+        }
+    }
+
+    /// When the listing can be planned and run.
+    pub(crate) fn stage(self) -> Stage {
+        match self {
+            Listing::Campuses | Listing::Cursus | Listing::Projects | Listing::Achievements => {
+                Stage::Global
+            }
+            Listing::Users
+            | Listing::CampusUsers
+            | Listing::CursusUsers
+            | Listing::ProjectsUsers
+            | Listing::Blocs
+            | Listing::Locations => Stage::Campus,
+            Listing::PiscineLevels
+            | Listing::AchievementsUsers
+            | Listing::CoalitionsUsers
+            | Listing::OpenLocations
+            | Listing::CursusUsersDeletions
+            | Listing::ProjectsUsersDeletions
+            | Listing::CoalitionsUsersDeletions
+            | Listing::LocationsDeletions => Stage::AfterCampus,
+            Listing::MissingUsers | Listing::RelationUsers => Stage::Last,
         }
     }
 
     /// Whether the listing is walked once per campus.
     pub(crate) fn campus_scoped(self) -> bool {
-        matches!(
-            self,
-            Listing::Users | Listing::CampusUsers | Listing::CursusUsers
-        )
+        matches!(self.stage(), Stage::Campus | Stage::AfterCampus) && self != Listing::PiscineLevels
     }
 
     /// Whether the listing must wait until the campus-scoped listings were planned (it reads
     /// what they store).
     pub(crate) fn after_campuses(self) -> bool {
-        self.campus_scoped() || self == Listing::PiscineLevels
+        self.stage() != Stage::Global
     }
 
-    /// Whether rows carry a usable `updated_at`, so a delta can be asked for.
+    /// Whether a delta can be asked for: rows carry a usable change time (`updated_at`, or
+    /// `begin_at` for locations).
     pub(crate) fn has_updated_at(self) -> bool {
-        !matches!(
+        matches!(
             self,
-            Listing::Campuses | Listing::Cursus | Listing::Achievements | Listing::PiscineLevels
+            Listing::Projects
+                | Listing::Users
+                | Listing::CampusUsers
+                | Listing::CursusUsers
+                | Listing::ProjectsUsers
+                | Listing::AchievementsUsers
+                | Listing::CoalitionsUsers
+                | Listing::Locations
         )
+    }
+
+    /// The field a delta window ranges over.
+    fn time_field(self) -> &'static str {
+        match self {
+            Listing::Locations => "begin_at",
+            _ => "updated_at",
+        }
+    }
+
+    /// Listings of the same scope whose rows this one reads from the store: it waits for them.
+    pub(crate) fn reads_from(self) -> &'static [Listing] {
+        match self {
+            Listing::PiscineLevels => &[Listing::CursusUsers],
+            Listing::AchievementsUsers => &[Listing::CampusUsers],
+            Listing::CoalitionsUsers => &[Listing::Blocs],
+            Listing::OpenLocations => &[Listing::Locations],
+            Listing::CursusUsersDeletions => &[Listing::CursusUsers, Listing::CampusUsers],
+            Listing::ProjectsUsersDeletions => &[Listing::ProjectsUsers, Listing::CampusUsers],
+            Listing::CoalitionsUsersDeletions => &[Listing::CoalitionsUsers, Listing::Blocs],
+            Listing::LocationsDeletions => &[Listing::Locations, Listing::OpenLocations],
+            _ => &[],
+        }
     }
 
     /// Queue priority: parents before children, so a full sync fills tables in order.
@@ -111,14 +291,27 @@ impl Listing {
             Listing::Projects => 90,
             Listing::Achievements => 85,
             Listing::Users => 80,
-            Listing::CampusUsers => 70,
-            Listing::CursusUsers => 60,
-            Listing::PiscineLevels => 50,
+            Listing::CampusUsers => 75,
+            Listing::CursusUsers => 70,
+            Listing::Blocs => 68,
+            Listing::ProjectsUsers => 65,
+            Listing::Locations => 60,
+            Listing::CoalitionsUsers => 55,
+            Listing::AchievementsUsers => 50,
+            Listing::PiscineLevels => 48,
+            Listing::OpenLocations => 46,
+            Listing::CursusUsersDeletions => 40,
+            Listing::ProjectsUsersDeletions => 39,
+            Listing::CoalitionsUsersDeletions => 38,
+            Listing::LocationsDeletions => 37,
+            Listing::MissingUsers => 20,
+            Listing::RelationUsers => 10,
         }
     }
 
-    /// The endpoint and the filters that define the scope (no paging, sort or window yet).
-    fn request(self, payload: &TaskPayload) -> Result<(String, Query)> {
+    /// The endpoint and the filters that define a keyset listing's scope (no paging, sort or
+    /// window yet).
+    pub(crate) fn request(self, payload: &TaskPayload) -> Result<(String, Query)> {
         let campus = || {
             payload.campus_id.ok_or_else(|| SyncError::Data {
                 what: format!("task for {}", self.as_str()),
@@ -141,11 +334,30 @@ impl Listing {
                 "/v2/campus_users".to_owned(),
                 Query::new().filter("campus_id", [campus()?]),
             ),
-            Listing::CursusUsers => (
+            Listing::CursusUsers | Listing::CursusUsersDeletions => (
                 "/v2/cursus_users".to_owned(),
                 Query::new().filter("campus_id", [campus()?]),
             ),
+            Listing::ProjectsUsers | Listing::ProjectsUsersDeletions => (
+                "/v2/projects_users".to_owned(),
+                Query::new().filter("campus", [campus()?]),
+            ),
+            Listing::Blocs => (
+                "/v2/blocs".to_owned(),
+                Query::new().filter("campus_id", [campus()?]),
+            ),
+            Listing::Locations | Listing::LocationsDeletions => (
+                "/v2/locations".to_owned(),
+                Query::new().filter("campus_id", [campus()?]),
+            ),
             Listing::PiscineLevels => ("/v2/cursus_users".to_owned(), Query::new()),
+            Listing::OpenLocations => ("/v2/locations".to_owned(), Query::new()),
+            Listing::AchievementsUsers => ("/v2/achievements_users".to_owned(), Query::new()),
+            Listing::CoalitionsUsers | Listing::CoalitionsUsersDeletions => {
+                ("/v2/coalitions_users".to_owned(), Query::new())
+            }
+            Listing::MissingUsers => ("/v2/users".to_owned(), Query::new()),
+            Listing::RelationUsers => ("/v2/projects_users".to_owned(), Query::new()),
         })
     }
 }
@@ -158,6 +370,13 @@ pub(crate) struct PassCtx<'a> {
     pub(crate) progress: &'a ProgressTx,
     pub(crate) shutdown: watch::Receiver<bool>,
     pub(crate) per_page: u32,
+    /// Where raw pages go, if anywhere.
+    pub(crate) archive: Option<&'a Archive>,
+    /// The task's queue priority and lane: a backfill task yields to anything more urgent.
+    pub(crate) priority: i32,
+    pub(crate) lane: Lane,
+    /// Users one relation-worker task takes from the changed-user queue.
+    pub(crate) max_relation_users: usize,
 }
 
 /// How a pass ended.
@@ -167,6 +386,9 @@ pub(crate) enum PassEnd {
     Complete,
     /// Shutdown was asked for; the cursor holds the last committed page.
     Interrupted,
+    /// A backfill task stepped aside after a committed page because more urgent work is due;
+    /// it resumes from its cursor.
+    Yielded,
 }
 
 /// What a pass did, for the run summary.
@@ -176,54 +398,166 @@ pub(crate) struct PassStats {
     pub(crate) pages: u64,
 }
 
+/// One committed page: what goes to the archive and the database together.
+pub(crate) struct Commit<'p> {
+    pub(crate) table: Table,
+    pub(crate) scope: &'p str,
+    pub(crate) page_no: i64,
+    pub(crate) raw: &'p [Box<serde_json::value::RawValue>],
+    pub(crate) apply: ApplyPage,
+    /// Rows found deleted, for the archive's deletion records.
+    pub(crate) deleted: Option<(Table, Vec<i64>)>,
+}
+
+impl PassCtx<'_> {
+    /// Archives the page, then commits it in one fenced transaction: the archive always holds
+    /// at least what the database holds.
+    pub(crate) async fn commit(&self, commit: Commit<'_>) -> Result<()> {
+        if let Some(archive) = self.archive {
+            archive.write_page(
+                commit.table,
+                commit.scope,
+                self.fence.task_id,
+                commit.page_no,
+                commit.raw,
+            )?;
+            if let Some((table, ids)) = &commit.deleted {
+                archive.write_deletions(*table, commit.scope, self.fence.task_id, ids)?;
+            }
+        }
+        let store = self.store.clone();
+        let apply = commit.apply;
+        blocking(move || store.apply_page(apply))
+            .await
+            .map_err(|e| lease_or(e, self.fence))?;
+        Ok(())
+    }
+
+    /// Whether this task should step aside now: it is backfill and hot work is due.
+    pub(crate) async fn should_yield(&self) -> Result<bool> {
+        if self.lane != Lane::Backfill {
+            return Ok(false);
+        }
+        let store = self.store.clone();
+        let priority = self.priority;
+        let now = Utc::now().naive_utc();
+        blocking(move || store.due_above(priority, now)).await
+    }
+
+    pub(crate) fn stopping(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+}
+
 /// Walks one listing over one scope, resuming where the cursor says an earlier attempt of the
 /// same pass stopped.
 pub(crate) async fn run_pass(
     ctx: &mut PassCtx<'_>,
     payload: &TaskPayload,
 ) -> Result<(PassEnd, PassStats)> {
-    match payload.listing {
-        Listing::Campuses => walk::<ft_api::models::Campus>(ctx, payload, mapping::campuses).await,
-        Listing::Cursus => walk::<ft_api::models::Cursus>(ctx, payload, mapping::cursus).await,
-        Listing::Projects => walk::<ft_api::models::Project>(ctx, payload, mapping::projects).await,
+    use ft_api::models as m;
+    let listing = payload.listing;
+    match listing {
+        Listing::Campuses => walk::<m::Campus>(ctx, payload, None, mapping::campuses).await,
+        Listing::Cursus => walk::<m::Cursus>(ctx, payload, None, mapping::cursus).await,
+        Listing::Projects => walk::<m::Project>(ctx, payload, None, mapping::projects).await,
         Listing::Achievements => {
-            walk::<ft_api::models::Achievement>(ctx, payload, mapping::achievements).await
+            walk::<m::Achievement>(ctx, payload, None, mapping::achievements).await
         }
-        Listing::Users => walk::<ft_api::models::User>(ctx, payload, mapping::users).await,
+        Listing::Users => walk::<m::User>(ctx, payload, None, mapping::users).await,
         Listing::CampusUsers => {
-            walk::<ft_api::models::CampusUser>(ctx, payload, mapping::campus_users).await
+            walk::<m::CampusUser>(ctx, payload, None, mapping::campus_users).await
         }
         Listing::CursusUsers => {
-            walk::<ft_api::models::CursusUser>(ctx, payload, mapping::cursus_users).await
+            walk::<m::CursusUser>(ctx, payload, None, mapping::cursus_users).await
         }
-        Listing::PiscineLevels => piscine_levels(ctx, payload).await,
+        Listing::ProjectsUsers => {
+            walk::<m::ProjectsUser>(ctx, payload, None, mapping::projects_users).await
+        }
+        Listing::Blocs => walk::<m::Bloc>(ctx, payload, None, mapping::blocs).await,
+        Listing::Locations => walk::<m::Location>(ctx, payload, None, mapping::locations).await,
+        Listing::CoalitionsUsers => {
+            let campus = payload.campus_id.unwrap_or_default();
+            let store = ctx.store.clone();
+            let coalitions = blocking(move || store.campus_coalition_ids(campus)).await?;
+            if coalitions.is_empty() {
+                tracing::info!(
+                    campus,
+                    "no coalitions stored for this campus; nothing to read"
+                );
+                return finish_empty(ctx, payload).await;
+            }
+            let base = Query::new().filter("coalition_id", coalitions);
+            walk::<m::CoalitionsUser>(ctx, payload, Some(base), mapping::coalitions_users).await
+        }
+        Listing::PiscineLevels => {
+            let until = payload.until.naive_utc();
+            let campuses = payload.ids.clone();
+            let store = ctx.store.clone();
+            let ids =
+                blocking(move || store.active_piscine_cursus_user_ids(campuses.as_deref(), until))
+                    .await?;
+            by_ids::<m::CursusUser>(ctx, payload, ids, mapping::cursus_users).await
+        }
+        Listing::OpenLocations => {
+            let campus = payload.campus_id.unwrap_or_default();
+            let store = ctx.store.clone();
+            let ids = blocking(move || store.open_location_ids(campus)).await?;
+            by_ids::<m::Location>(ctx, payload, ids, mapping::locations).await
+        }
+        Listing::AchievementsUsers => crate::relations::achievements_users(ctx, payload).await,
+        Listing::CursusUsersDeletions
+        | Listing::ProjectsUsersDeletions
+        | Listing::CoalitionsUsersDeletions
+        | Listing::LocationsDeletions => crate::relations::deletions(ctx, payload).await,
+        Listing::MissingUsers => crate::relations::missing_users(ctx, payload).await,
+        Listing::RelationUsers => crate::relations::relation_users(ctx, payload).await,
     }
 }
 
-/// Ids asked for in one `filter[id]` request.
-const ID_BATCH: usize = 100;
-
-/// Re-reads the active piscine cursus_users of the payload's campuses by id, 100 per request,
-/// resuming after the last committed batch. An id the API no longer returns is marked deleted
-/// (cursus_users disappear when an applicant leaves a piscine); nothing is dropped silently.
-async fn piscine_levels(
-    ctx: &mut PassCtx<'_>,
+/// Records a pass that had nothing to read as complete, for freshness reporting.
+pub(crate) async fn finish_empty(
+    ctx: &PassCtx<'_>,
     payload: &TaskPayload,
 ) -> Result<(PassEnd, PassStats)> {
     let resource = payload.listing.as_str();
     let scope = payload.scope();
     let until = payload.until.naive_utc();
-    let (cursor, ids) = {
+    let store = ctx.store.clone();
+    let (r, sc) = (resource.to_owned(), scope.clone());
+    blocking(move || {
+        let watermark = store.cursor(&r, &sc)?.and_then(|c| c.watermark);
+        store.save_cursor(&pass_complete(&r, &sc, watermark, until))
+    })
+    .await?;
+    Ok((PassEnd::Complete, PassStats::default()))
+}
+
+/// Ids asked for in one `filter[id]` request.
+pub(crate) const ID_BATCH: usize = 100;
+
+/// Re-reads rows by id, 100 per request, resuming after the last committed batch. An id the
+/// API no longer returns is marked deleted (and recorded in the archive): nothing is dropped
+/// silently, and nothing gone is kept silently.
+async fn by_ids<M>(
+    ctx: &mut PassCtx<'_>,
+    payload: &TaskPayload,
+    ids: Vec<i64>,
+    map: MapFn<M>,
+) -> Result<(PassEnd, PassStats)>
+where
+    M: DeserializeOwned + Send + 'static,
+{
+    let listing = payload.listing;
+    let resource = listing.as_str();
+    let table = listing.table();
+    let scope = payload.scope();
+    let until = payload.until.naive_utc();
+    let (endpoint, _) = listing.request(payload)?;
+    let cursor = {
         let store = ctx.store.clone();
         let (r, s) = (resource.to_owned(), scope.clone());
-        let campuses = payload.ids.clone();
-        blocking(move || {
-            Ok((
-                store.cursor(&r, &s)?,
-                store.active_piscine_cursus_user_ids(campuses.as_deref(), until)?,
-            ))
-        })
-        .await?
+        blocking(move || store.cursor(&r, &s)).await?
     };
     let watermark = cursor.as_ref().and_then(|c| c.watermark);
     let resume_after = match &cursor {
@@ -237,27 +571,26 @@ async fn piscine_levels(
     let mut stats = PassStats::default();
     let batches: Vec<&[i64]> = todo.chunks(ID_BATCH).collect();
     for (i, batch) in batches.iter().enumerate() {
-        if *ctx.shutdown.borrow() {
+        if ctx.stopping() {
             return Ok((PassEnd::Interrupted, stats));
         }
         let query = Query::new()
             .filter("id", batch.iter().copied())
             .sort(["id"])
             .per_page(ID_BATCH as u32);
-        let page: Page<ft_api::models::CursusUser> =
-            match fetch(ctx, "/v2/cursus_users", &query).await? {
-                Some(page) => page,
-                None => return Ok((PassEnd::Interrupted, stats)),
-            };
-        let mapped = mapping::cursus_users(&page)?;
-        let returned: std::collections::HashSet<i64> = page.items.iter().map(|c| c.id).collect();
+        let page: Page<M> = match fetch(ctx, &endpoint, &query).await? {
+            Some(page) => page,
+            None => return Ok((PassEnd::Interrupted, stats)),
+        };
+        let mapped = map(&page)?;
+        let returned: HashSet<i64> = mapped.rows.ids().into_iter().collect();
         let gone: Vec<i64> = batch
             .iter()
             .copied()
             .filter(|id| !returned.contains(id))
             .collect();
         if !gone.is_empty() {
-            tracing::info!(count = gone.len(), ids = ?gone, "cursus_users no longer returned by the API; marking them deleted");
+            tracing::info!(resource, count = gone.len(), ids = ?gone, "rows no longer returned by the API; marking them deleted");
         }
         let last = i + 1 == batches.len();
         let cursor = if last {
@@ -269,28 +602,30 @@ async fn piscine_levels(
                 last_id: batch.last().copied(),
                 page: (i + 1) as i64,
                 rows: 0,
+                expected_rows: None,
             }
             .cursor(resource, &scope, watermark)
         };
         let n = page.items.len() as u64;
+        let deleted = (!gone.is_empty()).then_some((table, gone));
         let apply = ApplyPage {
             rows: mapped.rows,
             cursor: Some(cursor),
-            fetch_log: Some(fetch_log(
-                ctx,
-                "/v2/cursus_users",
-                &scope,
-                (i + 1) as i64,
-                &page,
-            )),
+            fetch_log: Some(fetch_log(ctx, &endpoint, &scope, (i + 1) as i64, &page)),
             fence: Some(ctx.fence.clone()),
             enqueue_users: Vec::new(),
-            mark_deleted: (!gone.is_empty()).then_some((Table::CursusUsers, gone)),
+            mark_deleted: deleted.clone(),
+            also: mapped.also,
         };
-        let store = ctx.store.clone();
-        blocking(move || store.apply_page(apply))
-            .await
-            .map_err(|e| lease_or(e, ctx.fence))?;
+        ctx.commit(Commit {
+            table,
+            scope: &scope,
+            page_no: (i + 1) as i64,
+            raw: &page.raw,
+            apply,
+            deleted,
+        })
+        .await?;
         stats.pages += 1;
         stats.rows += n;
         let _ = ctx.progress.send(Progress::Page {
@@ -302,16 +637,14 @@ async fn piscine_levels(
     }
     if batches.is_empty() {
         // Nothing to re-check: still record that the pass ran, for freshness reporting.
-        let store = ctx.store.clone();
-        let update = pass_complete(resource, &scope, watermark, until);
-        blocking(move || store.save_cursor(&update)).await?;
+        return finish_empty(ctx, payload).await;
     }
     Ok((PassEnd::Complete, stats))
 }
 
 /// The cursor after a pass read its whole window: the watermark moves up to the window's upper
 /// bound (never down) and the in-flight position is cleared.
-fn pass_complete(
+pub(crate) fn pass_complete(
     resource: &str,
     scope: &str,
     watermark: Option<NaiveDateTime>,
@@ -327,20 +660,27 @@ fn pass_complete(
         page: 0,
         rows: 0,
         format_version: CURSOR_FORMAT,
+        expected_rows: None,
     }
 }
 
 /// Where an unfinished pass stands after a committed page; the watermark stays where it was.
-struct PassPosition {
-    since: Option<NaiveDateTime>,
-    until: NaiveDateTime,
-    last_id: Option<i64>,
-    page: i64,
-    rows: i64,
+pub(crate) struct PassPosition {
+    pub(crate) since: Option<NaiveDateTime>,
+    pub(crate) until: NaiveDateTime,
+    pub(crate) last_id: Option<i64>,
+    pub(crate) page: i64,
+    pub(crate) rows: i64,
+    pub(crate) expected_rows: Option<i64>,
 }
 
 impl PassPosition {
-    fn cursor(self, resource: &str, scope: &str, watermark: Option<NaiveDateTime>) -> CursorUpdate {
+    pub(crate) fn cursor(
+        self,
+        resource: &str,
+        scope: &str,
+        watermark: Option<NaiveDateTime>,
+    ) -> CursorUpdate {
         CursorUpdate {
             resource: resource.to_owned(),
             scope: scope.to_owned(),
@@ -351,12 +691,13 @@ impl PassPosition {
             page: self.page,
             rows: self.rows,
             format_version: CURSOR_FORMAT,
+            expected_rows: self.expected_rows,
         }
     }
 }
 
 /// The fetch-log row for one page.
-fn fetch_log<M>(
+pub(crate) fn fetch_log<M>(
     ctx: &PassCtx<'_>,
     endpoint: &str,
     scope: &str,
@@ -378,11 +719,15 @@ fn fetch_log<M>(
     }
 }
 
-type MapFn<M> = fn(&Page<M>) -> Result<Mapped>;
+pub(crate) type MapFn<M> = fn(&Page<M>) -> Result<Mapped>;
 
+/// A keyset pass over one listing and scope (`sort=id`, `range[id]=last+1,max`), in a delta
+/// window when the payload asks for one. `base` replaces the listing's own filters when they
+/// depend on stored data (the coalitions of a campus).
 async fn walk<M>(
     ctx: &mut PassCtx<'_>,
     payload: &TaskPayload,
+    base: Option<Query>,
     map: MapFn<M>,
 ) -> Result<(PassEnd, PassStats)>
 where
@@ -390,8 +735,10 @@ where
 {
     let listing = payload.listing;
     let resource = listing.as_str();
+    let table = listing.table();
     let scope = payload.scope();
-    let (endpoint, base) = listing.request(payload)?;
+    let (endpoint, own_base) = listing.request(payload)?;
+    let base = base.unwrap_or(own_base);
     let since = payload.since.map(|t| t.naive_utc());
     let until = payload.until.naive_utc();
 
@@ -412,7 +759,7 @@ where
     let mut stats = PassStats::default();
 
     loop {
-        if *ctx.shutdown.borrow() {
+        if ctx.stopping() {
             return Ok((PassEnd::Interrupted, stats));
         }
         let mut query = base.clone().sort(["id"]).per_page(ctx.per_page);
@@ -422,7 +769,7 @@ where
         if payload.mode == PassMode::Delta
             && let Some(since) = payload.since
         {
-            query = query.range_time("updated_at", since, payload.until);
+            query = query.range_time(listing.time_field(), since, payload.until);
         }
         let page: Page<M> = match fetch(ctx, &endpoint, &query).await? {
             Some(page) => page,
@@ -458,6 +805,7 @@ where
                 last_id: max_id.or(last_id),
                 page: (pages + 1) as i64,
                 rows: (rows + n) as i64,
+                expected_rows: remaining.map(|r| (rows + r) as i64),
             }
             .cursor(resource, &scope, watermark)
         };
@@ -478,11 +826,17 @@ where
             fence: Some(ctx.fence.clone()),
             enqueue_users,
             mark_deleted: None,
+            also: mapped.also,
         };
-        let store = ctx.store.clone();
-        blocking(move || store.apply_page(apply))
-            .await
-            .map_err(|e| lease_or(e, ctx.fence))?;
+        ctx.commit(Commit {
+            table,
+            scope: &scope,
+            page_no: (pages + 1) as i64,
+            raw: &page.raw,
+            apply,
+            deleted: None,
+        })
+        .await?;
 
         pages += 1;
         rows += n;
@@ -498,12 +852,19 @@ where
         if done {
             return Ok((PassEnd::Complete, stats));
         }
+        if ctx.should_yield().await? {
+            return Ok((PassEnd::Yielded, stats));
+        }
     }
 }
 
 /// Fetches one page, giving up on it (returning `None`) when shutdown is asked for and the
 /// request does not finish within the grace period. Nothing was committed for such a page.
-async fn fetch<M>(ctx: &mut PassCtx<'_>, endpoint: &str, query: &Query) -> Result<Option<Page<M>>>
+pub(crate) async fn fetch<M>(
+    ctx: &mut PassCtx<'_>,
+    endpoint: &str,
+    query: &Query,
+) -> Result<Option<Page<M>>>
 where
     M: DeserializeOwned + Send + 'static,
 {

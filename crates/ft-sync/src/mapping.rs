@@ -5,10 +5,14 @@
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use ft_api::Page;
-use ft_api::models::{Achievement, Campus, CampusUser, Cursus, CursusUser, Project, User};
+use ft_api::models::{
+    Achievement, AchievementsUser, Bloc, Campus, CampusUser, CoalitionsUser, Cursus, CursusUser,
+    Location, Project, ProjectsUser, User,
+};
 use ft_store::Rows;
 use ft_store::rows::{
-    AchievementRow, CampusRow, CampusUserRow, CursusRow, CursusUserRow, ProjectRow, UserRow,
+    AchievementRow, AchievementsUserRow, BlocRow, CampusRow, CampusUserRow, CoalitionRow,
+    CoalitionsUserRow, CursusRow, CursusUserRow, LocationRow, ProjectRow, ProjectsUserRow, UserRow,
 };
 
 use crate::error::Result;
@@ -22,6 +26,19 @@ pub(crate) struct Mapped {
     pub(crate) max_id: Option<i64>,
     /// Users this page brought in or changed (for the relation queue).
     pub(crate) user_ids: Vec<i64>,
+    /// Rows of other tables embedded in the page (the coalitions inside blocs).
+    pub(crate) also: Vec<Rows>,
+}
+
+impl Mapped {
+    fn new(rows: Rows, max_id: Option<i64>) -> Mapped {
+        Mapped {
+            rows,
+            max_id,
+            user_ids: Vec::new(),
+            also: Vec::new(),
+        }
+    }
 }
 
 fn ts(t: Option<DateTime<Utc>>) -> Option<NaiveDateTime> {
@@ -66,6 +83,7 @@ pub(crate) fn campuses(page: &Page<Campus>) -> Result<Mapped> {
         max_id: max_id(rows.iter().map(|r| r.id)),
         rows: Rows::Campuses(rows),
         user_ids: Vec::new(),
+        also: Vec::new(),
     })
 }
 
@@ -87,6 +105,7 @@ pub(crate) fn cursus(page: &Page<Cursus>) -> Result<Mapped> {
         max_id: max_id(rows.iter().map(|r| r.id)),
         rows: Rows::Cursus(rows),
         user_ids: Vec::new(),
+        also: Vec::new(),
     })
 }
 
@@ -111,6 +130,7 @@ pub(crate) fn projects(page: &Page<Project>) -> Result<Mapped> {
         max_id: max_id(rows.iter().map(|r| r.id)),
         rows: Rows::Projects(rows),
         user_ids: Vec::new(),
+        also: Vec::new(),
     })
 }
 
@@ -140,6 +160,7 @@ pub(crate) fn achievements(page: &Page<Achievement>) -> Result<Mapped> {
         max_id: max_id(rows.iter().map(|r| r.id)),
         rows: Rows::Achievements(rows),
         user_ids: Vec::new(),
+        also: Vec::new(),
     })
 }
 
@@ -179,6 +200,7 @@ pub(crate) fn users(page: &Page<User>) -> Result<Mapped> {
         max_id: max_id(rows.iter().map(|r| r.id)),
         rows: Rows::Users(rows),
         user_ids,
+        also: Vec::new(),
     })
 }
 
@@ -199,6 +221,7 @@ pub(crate) fn campus_users(page: &Page<CampusUser>) -> Result<Mapped> {
         max_id: max_id(rows.iter().map(|r| r.id)),
         rows: Rows::CampusUsers(rows),
         user_ids: Vec::new(),
+        also: Vec::new(),
     })
 }
 
@@ -232,5 +255,156 @@ pub(crate) fn cursus_users(page: &Page<CursusUser>) -> Result<Mapped> {
         max_id: max_id(rows.iter().map(|r| r.id)),
         rows: Rows::CursusUsers(rows),
         user_ids: Vec::new(),
+        also: Vec::new(),
     })
+}
+
+/// The user id of a relation row: `user_id` when the API sends it, else the embedded `user`.
+fn user_of(
+    what: &str,
+    id: i64,
+    user_id: Option<i64>,
+    user: Option<&ft_api::models::ShortUser>,
+) -> Result<i64> {
+    user_id
+        .or_else(|| user.map(|u| u.id))
+        .ok_or_else(|| crate::error::SyncError::Data {
+            what: format!("{what} {id}"),
+            detail: "no user id (neither `user_id` nor an embedded `user`)".to_owned(),
+        })
+}
+
+pub(crate) fn projects_users(page: &Page<ProjectsUser>) -> Result<Mapped> {
+    let mut rows = Vec::with_capacity(page.items.len());
+    for (i, p) in page.items.iter().enumerate() {
+        rows.push(ProjectsUserRow {
+            id: p.id,
+            user_id: user_of("projects_user", p.id, None, p.user.as_ref())?,
+            project_id: required(
+                p.project.as_ref().map(|r| r.id),
+                "projects_user",
+                p.id,
+                "project.id",
+            )?,
+            occurrence: p.occurrence,
+            final_mark: p.final_mark,
+            status: p.status.clone(),
+            validated: p.validated,
+            current_team_id: p.current_team_id,
+            marked: p.marked,
+            marked_at: ts(p.marked_at),
+            retriable_at: ts(p.retriable_at),
+            created_at: ts(p.created_at),
+            updated_at: ts(p.updated_at),
+            raw: raw(page, i),
+        });
+    }
+    let max = max_id(rows.iter().map(|r| r.id));
+    Ok(Mapped::new(Rows::ProjectsUsers(rows), max))
+}
+
+pub(crate) fn achievements_users(page: &Page<AchievementsUser>) -> Result<Mapped> {
+    let mut rows = Vec::with_capacity(page.items.len());
+    for (i, a) in page.items.iter().enumerate() {
+        rows.push(AchievementsUserRow {
+            id: a.id,
+            user_id: user_of("achievements_user", a.id, a.user_id, None)?,
+            achievement_id: a.achievement_id,
+            nbr_of_success: a.nbr_of_success,
+            created_at: ts(a.created_at),
+            updated_at: ts(a.updated_at),
+            raw: raw(page, i),
+        });
+    }
+    let max = max_id(rows.iter().map(|r| r.id));
+    Ok(Mapped::new(Rows::AchievementsUsers(rows), max))
+}
+
+pub(crate) fn locations(page: &Page<Location>) -> Result<Mapped> {
+    let mut rows = Vec::with_capacity(page.items.len());
+    for (i, l) in page.items.iter().enumerate() {
+        rows.push(LocationRow {
+            id: l.id,
+            user_id: user_of("location", l.id, None, l.user.as_ref())?,
+            campus_id: l.campus_id,
+            host: l.host.clone(),
+            primary: l.primary,
+            begin_at: ts(l.begin_at),
+            end_at: ts(l.end_at),
+            raw: raw(page, i),
+        });
+    }
+    let max = max_id(rows.iter().map(|r| r.id));
+    Ok(Mapped::new(Rows::Locations(rows), max))
+}
+
+/// Blocs, and the coalitions embedded in them (which get their `bloc_id` from here: the
+/// coalition JSON does not carry it). A coalition's stored `raw` is its embedded JSON, which is
+/// the same object `/v2/coalitions` serves.
+pub(crate) fn blocs(page: &Page<Bloc>) -> Result<Mapped> {
+    let mut rows = Vec::with_capacity(page.items.len());
+    let mut coalitions = Vec::new();
+    for (i, b) in page.items.iter().enumerate() {
+        let embedded: Vec<&serde_json::value::RawValue> =
+            match serde_json::from_str::<EmbeddedCoalitions<'_>>(page.raw[i].get()) {
+                Ok(e) => e.coalitions,
+                Err(e) => {
+                    return Err(crate::error::SyncError::Data {
+                        what: format!("bloc {}", b.id),
+                        detail: format!("`coalitions` is not a list of objects: {e}"),
+                    });
+                }
+            };
+        for (c, raw_c) in b.coalitions.iter().zip(embedded) {
+            coalitions.push(CoalitionRow {
+                id: c.id,
+                name: c.name.clone(),
+                slug: c.slug.clone(),
+                color: c.color.clone(),
+                image_url: c.image_url.clone(),
+                cover_url: c.cover_url.clone(),
+                score: c.score,
+                user_id: c.user_id,
+                bloc_id: Some(b.id),
+                raw: raw_c.get().to_owned(),
+            });
+        }
+        rows.push(BlocRow {
+            id: b.id,
+            campus_id: b.campus_id,
+            cursus_id: b.cursus_id,
+            squad_size: b.squad_size,
+            created_at: ts(b.created_at),
+            updated_at: ts(b.updated_at),
+            raw: raw(page, i),
+        });
+    }
+    let max = max_id(rows.iter().map(|r| r.id));
+    let mut mapped = Mapped::new(Rows::Blocs(rows), max);
+    mapped.also.push(Rows::Coalitions(coalitions));
+    Ok(mapped)
+}
+
+#[derive(serde::Deserialize)]
+struct EmbeddedCoalitions<'a> {
+    #[serde(borrow, default)]
+    coalitions: Vec<&'a serde_json::value::RawValue>,
+}
+
+pub(crate) fn coalitions_users(page: &Page<CoalitionsUser>) -> Result<Mapped> {
+    let mut rows = Vec::with_capacity(page.items.len());
+    for (i, c) in page.items.iter().enumerate() {
+        rows.push(CoalitionsUserRow {
+            id: c.id,
+            user_id: user_of("coalitions_user", c.id, c.user_id, None)?,
+            coalition_id: required(c.coalition_id, "coalitions_user", c.id, "coalition_id")?,
+            score: c.score,
+            rank: c.rank,
+            created_at: ts(c.created_at),
+            updated_at: ts(c.updated_at),
+            raw: raw(page, i),
+        });
+    }
+    let max = max_id(rows.iter().map(|r| r.id));
+    Ok(Mapped::new(Rows::CoalitionsUsers(rows), max))
 }

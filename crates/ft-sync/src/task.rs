@@ -42,6 +42,13 @@ pub(crate) struct TaskPayload {
     pub(crate) until: DateTime<Utc>,
     /// Whether the users this pass brings in should be queued for a relation refresh.
     pub(crate) enqueue_changed_users: bool,
+    /// Dedupe keys of tasks whose rows this one reads: it waits while any of them is pending
+    /// or running.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) after: Vec<String>,
+    /// For the relation worker: users to take from the queue (overrides the engine's setting).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) max_users: Option<usize>,
 }
 
 impl TaskPayload {

@@ -32,6 +32,8 @@ pub(crate) struct WorkerTally {
     pub(crate) rows: u64,
     pub(crate) pages: u64,
     pub(crate) errors: Vec<String>,
+    /// Claims put back because the task's inputs were still being written.
+    pub(crate) waited_on_dependencies: u64,
 }
 
 impl WorkerTally {
@@ -42,6 +44,7 @@ impl WorkerTally {
         self.rows += other.rows;
         self.pages += other.pages;
         self.errors.extend(other.errors);
+        self.waited_on_dependencies += other.waited_on_dependencies;
     }
 }
 
@@ -56,6 +59,9 @@ pub(crate) enum Drain {
 
 /// How long a task that stayed rate limited through the client's retries is parked.
 const RATE_LIMITED_PARK: Duration = Duration::from_secs(30);
+
+/// How soon a task waiting for the tasks it reads from is looked at again.
+const DEPENDENCY_POLL_MS: i64 = 500;
 
 /// Longest single sleep while waiting for a parked task, so shutdown stays responsive.
 const IDLE_POLL: Duration = Duration::from_secs(1);
@@ -127,6 +133,20 @@ async fn run_one(
             return Ok(());
         }
     };
+    if !payload.after.is_empty() {
+        let store = inner.store.clone();
+        let keys = payload.after.clone();
+        let waiting_for = blocking(move || store.live_keys(&keys)).await?;
+        if !waiting_for.is_empty() {
+            // It reads rows those tasks write: put it back, without spending an attempt, and
+            // look again shortly.
+            let at = Utc::now() + chrono::Duration::milliseconds(DEPENDENCY_POLL_MS);
+            let why = format!("waiting for {}", waiting_for.join(", "));
+            settle(inner, &fence, Settle::Park(at, why)).await?;
+            tally.waited_on_dependencies += 1;
+            return Ok(());
+        }
+    }
     tracing::info!(task_id = task.id, kind = %task.kind, scope = %task.scope, attempt = task.attempts + 1, "task started");
     let _ = inner.progress.send(Progress::TaskStarted {
         task_id: task.id,
@@ -143,6 +163,10 @@ async fn run_one(
         progress: &inner.progress,
         shutdown,
         per_page: inner.config.per_page,
+        archive: inner.config.archive.as_ref(),
+        priority: task.priority,
+        lane: task.lane,
+        max_relation_users: payload.max_users.unwrap_or(inner.config.max_relation_users),
     };
     let result = listing::run_pass(&mut ctx, &payload).await;
     heartbeat.abort();
@@ -157,6 +181,10 @@ async fn run_one(
                 PassEnd::Interrupted => (
                     Settle::Park(now, "interrupted by shutdown".to_owned()),
                     Some("interrupted".to_owned()),
+                ),
+                PassEnd::Yielded => (
+                    Settle::Park(now, "yielded to more urgent work".to_owned()),
+                    Some("yielded".to_owned()),
                 ),
             }
         }
@@ -269,6 +297,8 @@ fn classify(e: &SyncError) -> Class {
         SyncError::Api(ApiError::Decode { path, .. }) if path == "." => Class::Retry,
         SyncError::Api(_) => Class::Permanent,
         SyncError::Store(_) | SyncError::Join(_) => Class::Fatal,
+        // The archive folder is unwritable or full: every task would fail the same way.
+        SyncError::Archive { .. } => Class::Fatal,
         // An inconsistent page (X-Total says more, the page is empty) may heal on a re-read.
         SyncError::Data { .. } => Class::Retry,
         SyncError::LeaseLost { .. } | SyncError::TasksFailed { .. } => Class::Permanent,

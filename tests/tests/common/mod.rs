@@ -142,7 +142,7 @@ pub fn assert_part_one_matches(store: &Store, sim: &SimHandle, embedded: Embedde
     }
 }
 
-/// Sum over scopes of ceil(rows / 100), at least one request per scope.
+/// Sum over scopes of ceil(rows / 100), at least one request per scope, for `What::Users`.
 pub fn lower_bound_requests(sim: &ft_sim::SimHandle) -> u64 {
     let truth = sim.truth();
     let pages = |n: usize| (n.div_ceil(100)).max(1) as u64;
@@ -153,7 +153,9 @@ pub fn lower_bound_requests(sim: &ft_sim::SimHandle) -> u64 {
     let users = pages(truth.table("users").len());
     let campus_users = pages(truth.table("campus_users").len());
     let cursus_users = pages(truth.table("cursus_users").len());
-    global + users + campus_users + cursus_users
+    // One `X-Total` probe per campus tells that no cursus_user was deleted.
+    let deletion_checks = truth.table("campuses").len() as u64;
+    global + users + campus_users + cursus_users + deletion_checks
 }
 
 /// Active piscine cursus_users in the simulator now (cursus kind `piscine`, begun, not ended).

@@ -38,6 +38,13 @@ const PASSED_ENV: &[&str] = &[
     "FT42_RATE_HOUR_S",
     "FT42_LOG_DIR",
     "FT42_EXPORT_DIR",
+    "FT42_BACKUP_DIR",
+    "FT42_BACKUP_RECIPIENT",
+    "FT42_BACKUP_PASSPHRASE_FILE",
+    "FT42_BACKUP_IDENTITY_FILE",
+    "FT42_BACKUP_KEEP_DAILY",
+    "FT42_BACKUP_KEEP_WEEKLY",
+    "FT42_BACKUP_INCLUDE_ARCHIVE",
 ];
 
 /// Everything the block depends on, gathered once so rendering is a pure function.
@@ -84,7 +91,14 @@ pub(crate) fn render_block(settings: &Settings, ctx: &CronContext) -> String {
             cmd.push_str(&format!(" {k}={}", sh_quote(v)));
         }
         if ctx.flock {
-            cmd.push_str(" flock -n .ft42.lock");
+            // A backup reads one consistent snapshot and spends no API budget, so it has its
+            // own lock: a long nightly sync must not make it skip.
+            let lock = if job.kind == crate::schedule::JobKind::Backup {
+                ".ft42-backup.lock"
+            } else {
+                ".ft42.lock"
+            };
+            cmd.push_str(&format!(" flock -n {lock}"));
         }
         cmd.push(' ');
         cmd.push_str(&sh_quote(&ctx.exe.to_string_lossy()));
@@ -261,6 +275,18 @@ pub(crate) fn context(global: &GlobalArgs, settings: &Settings) -> anyhow::Resul
              see; write the secret to a file (chmod 600) and set FT42_CLIENT_SECRET_FILE"
         );
     }
+    let backup_on = settings
+        .schedule
+        .active()
+        .any(|j| j.kind == crate::schedule::JobKind::Backup);
+    if backup_on && settings.backup.recipient.is_none() && settings.backup.passphrase_file.is_none()
+    {
+        eprintln!(
+            "warning: the nightly backup will fail until FT42_BACKUP_RECIPIENT (an age public \
+             key, see `ft42 backup keygen`) or FT42_BACKUP_PASSPHRASE_FILE is set, or \
+             [schedule] backup = \"off\""
+        );
+    }
     let flock = on_path("flock");
     if !flock {
         eprintln!("warning: `flock` not found; overlapping jobs will not be skipped");
@@ -358,7 +384,14 @@ mod tests {
         ));
         assert!(block.contains("*/10 * * * * cd"), "{block}");
         assert!(block.contains("-q worker --once\n"), "{block}");
-        assert_eq!(block.matches(" cd ").count(), 3, "backup is off: {block}");
+        assert!(
+            block.contains(
+                "43 4 * * * cd '/srv/my mirror' && FT42_CLIENT_ID=u-abc flock -n \
+                 .ft42-backup.lock /opt/ft42/bin/ft42 --config /etc/ft42.toml -q backup\n"
+            ),
+            "{block}"
+        );
+        assert_eq!(block.matches(" cd ").count(), 4, "{block}");
     }
 
     #[test]

@@ -49,7 +49,7 @@ async fn run_job(
                 .await
         }
         JobKind::Relations => engine.run_until_idle(true, tx, shutdown).await,
-        // No backup command exists; the schedule refuses to switch it on.
+        // Backups make no requests; the daemon loop runs them itself (see `daemon`).
         JobKind::Backup => Ok(ft_sync::RunSummary::default()),
     };
     reporter.finish().await;
@@ -101,6 +101,17 @@ pub(crate) async fn daemon(settings: &Settings) -> anyhow::Result<Exit> {
                 break;
             }
             tracing::info!(job = ?kind, "job started");
+            if kind == JobKind::Backup {
+                let mut stop = stop_rx.clone();
+                let stop = async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                };
+                // A failed backup is logged and retried at the next tick, like a failed sync.
+                if let Err(error) = super::backup::make_backup(settings, stop).await {
+                    tracing::error!(job = ?kind, error = %exit::one_line(&error), "job failed");
+                }
+                continue;
+            }
             match run_job(&engine, kind, &stop_rx).await {
                 Ok(s) => tracing::info!(
                     job = ?kind,
@@ -157,6 +168,8 @@ mod tests {
         assert_eq!(due(&jobs, 5), vec![JobKind::Relations]);
         assert_eq!(due(&jobs, 3 * 60 + 17), vec![JobKind::Full]);
         assert_eq!(due(&jobs, 7), vec![]);
+        // 04:43: the nightly backup.
+        assert_eq!(due(&jobs, 4 * 60 + 43), vec![JobKind::Backup]);
     }
 
     #[test]

@@ -30,10 +30,12 @@ use super::sync::engine_config;
 
 /// The demo's database when none is configured.
 pub(crate) const DEMO_DATABASE: &str = "sqlite://ft42-demo.db";
-/// Requests per second the demo's simulator allows.
-const DEMO_PER_SECOND: u32 = 20;
-/// Requests per hour the demo's simulator allows.
-const DEMO_PER_HOUR: u32 = 20_000;
+/// Requests per second the demo's simulator allows (the real API allows 2: the demo would take
+/// a quarter of an hour at that pace).
+const DEMO_PER_SECOND: u32 = 40;
+/// Requests per hour the demo's simulator allows: the per-second rate sustained, so the hourly
+/// pacer (which spreads the hour's budget evenly) does not become the bottleneck.
+const DEMO_PER_HOUR: u32 = 144_000;
 
 #[derive(Debug, Serialize)]
 struct TableLine {
@@ -134,8 +136,10 @@ pub(crate) async fn demo(settings: &Settings, args: &DemoArgs) -> anyhow::Result
     .await?;
     let clock_sim = sim.clone();
     // No raw-page archive: the demo should leave nothing behind but its database and logs.
+    // No freshness targets either: the delta shows every change coming back.
     let config = ft_sync::EngineConfig {
         export_dir: None,
+        freshness: Default::default(),
         ..engine_config(settings)
     };
     let engine = Engine::new(client.clone(), store.clone(), config)

@@ -22,15 +22,21 @@ pub(crate) async fn integrity(settings: &Settings, args: &IntegrityArgs) -> anyh
     .await?;
 
     let spot_check = args.spot_check.map(|n| SpotCheck::new(usize::from(n)));
-    // Only the spot check talks to the API; without it no credentials are needed.
-    let client = match spot_check {
-        Some(_) => Some(api_client(settings)?),
-        None => None,
+    let api_totals = args
+        .api_totals
+        .map(|max_requests| ft_integrity::ApiTotals { max_requests });
+    // Only the spot check and the X-Total comparison talk to the API; without them no
+    // credentials are needed.
+    let client = if spot_check.is_some() || api_totals.is_some() {
+        Some(api_client(settings)?)
+    } else {
+        None
     };
     let export_dir = settings.export_dir.clone();
     let options = Options {
         exports_dir: export_dir.is_dir().then_some(export_dir),
         spot_check,
+        api_totals,
         maintenance: Maintenance {
             analyze: args.analyze,
             vacuum: args.vacuum,

@@ -72,6 +72,8 @@ struct StatusReport {
     last_success: Option<NaiveDateTime>,
     budget: Budget,
     backfill: Backfill,
+    /// The queued work and how long it takes at the current rate.
+    queue: ft_sync::Backlog,
 }
 
 /// How stale a scope may get before `status` calls it stale: three delta intervals when
@@ -152,6 +154,7 @@ fn collect(store: &Store, settings: &Settings) -> anyhow::Result<StatusReport> {
         .filter(|r| r.at >= hour_ago)
         .map(|r| 1 + i64::from(r.retries))
         .sum::<i64>();
+    let queue = ft_sync::backlog(store, 100, settings.rate.per_hour)?;
     let queued = store.relation_queue_len()?;
     let estimated_requests = (queued as f64 * REQUESTS_PER_RELATION_USER).ceil() as u64;
     Ok(StatusReport {
@@ -168,6 +171,7 @@ fn collect(store: &Store, settings: &Settings) -> anyhow::Result<StatusReport> {
             used_last_hour: used,
             remaining: (i64::from(settings.rate.per_hour) - used).max(0),
         },
+        queue,
         backfill: Backfill {
             relation_users_queued: queued,
             estimated_requests,
@@ -253,4 +257,5 @@ fn print_human(r: &StatusReport) {
         "backfill: {} users wait for relations (~{} requests, ~{:.1} h at the full budget)",
         r.backfill.relation_users_queued, r.backfill.estimated_requests, r.backfill.estimated_hours
     );
+    println!("queue: {}", r.queue.describe());
 }

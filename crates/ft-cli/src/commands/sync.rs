@@ -25,6 +25,9 @@ pub(crate) fn engine_config(settings: &Settings) -> EngineConfig {
         // taking each other's leases back at start-up.
         worker_id: format!("ft42@{host}:{}", std::process::id()),
         export_dir: Some(settings.export_dir.clone()),
+        archive_retention_days: (settings.export_retention_days > 0)
+            .then_some(settings.export_retention_days),
+        freshness: settings.freshness.clone(),
         ..EngineConfig::default()
     }
 }
