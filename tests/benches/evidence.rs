@@ -60,7 +60,12 @@ fn engine(sim: &SimHandle, limits: Limits, store: Store) -> Engine {
         .build()
         .expect("client");
     let clock = sim.clone();
-    Engine::new(client, store, EngineConfig::default()).with_clock(Arc::new(move || clock.now()))
+    // No freshness targets: a delta figure reads every resource.
+    let config = EngineConfig {
+        freshness: Default::default(),
+        ..EngineConfig::default()
+    };
+    Engine::new(client, store, config).with_clock(Arc::new(move || clock.now()))
 }
 
 async fn sync(engine: &Engine, campuses: u32, mode: Mode) -> (RunSummary, Duration) {

@@ -110,13 +110,15 @@ impl Profile {
             Ok("ci") | Err(_) => Profile {
                 name: "ci",
                 campuses: 2,
-                users_per_campus: 120,
+                // Every resource is synced, relations included: a small dataset keeps a round
+                // near ten seconds on CI's two cores.
+                users_per_campus: 30,
                 rounds: 8,
-                min_rounds: 4,
-                budget: Duration::from_secs(50),
+                min_rounds: 3,
+                budget: Duration::from_secs(40),
                 max_kills: 3,
                 kill_window: Duration::from_millis(1500),
-                per_second: 10,
+                per_second: 20,
             },
             Ok(other) => panic!("FT42_CHAOS_PROFILE={other:?}: expected `ci` or `long`"),
         }

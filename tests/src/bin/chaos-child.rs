@@ -143,6 +143,8 @@ async fn main() {
     let config = EngineConfig {
         // The same id across restarts: the restarted process takes its own leases back at once.
         worker_id: "chaos".to_owned(),
+        // Every round must bring every table back: no scope is skipped as fresh.
+        freshness: Default::default(),
         ..EngineConfig::default()
     };
     let engine = Engine::new(client, store, config)
