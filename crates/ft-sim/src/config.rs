@@ -161,7 +161,8 @@ pub struct Drift {
     pub delete_projects_users: usize,
     /// cursus_users rows to delete.
     pub delete_cursus_users: usize,
-    /// Piscine (cursus 9) cursus_users whose `level` changes WITHOUT touching `updated_at`.
+    /// Piscine (cursus 9) cursus_users of ongoing piscines whose `level` changes WITHOUT
+    /// touching `updated_at` (at most this many: fewer when fewer piscines are ongoing).
     pub piscine_level_changes: usize,
 }
 

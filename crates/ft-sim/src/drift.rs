@@ -234,27 +234,22 @@ pub(crate) fn apply(state: &mut State, drift: &Drift) -> DriftReport {
         report.deleted.insert("cursus_users".to_owned(), deleted);
     }
 
-    // Piscine levels move while `updated_at` stays put (ongoing piscines first).
+    // Piscine levels move while `updated_at` stays put, and only during the piscine: a level
+    // is computed while the piscine runs and is final once it ended (so a mirror that re-reads
+    // the ongoing ones catches every silent change). Fewer change when fewer are ongoing.
     if drift.piscine_level_changes > 0 {
-        let piscine: Vec<(i64, bool)> = store
+        let ongoing: Vec<i64> = store
             .cursus_users
             .rows
             .values()
-            .filter(|cu| cu.cursus_id == PISCINE)
-            .map(|cu| {
-                (
-                    cu.id,
-                    cu.begin_at <= at && cu.end_at.is_some_and(|end| end > at),
-                )
+            .filter(|cu| {
+                cu.cursus_id == PISCINE
+                    && cu.begin_at <= at
+                    && cu.end_at.is_some_and(|end| end > at)
             })
+            .map(|cu| cu.id)
             .collect();
-        let ongoing: Vec<i64> = piscine.iter().filter(|p| p.1).map(|p| p.0).collect();
-        let pool: Vec<i64> = if ongoing.len() >= drift.piscine_level_changes {
-            ongoing
-        } else {
-            piscine.iter().map(|p| p.0).collect()
-        };
-        let changed = pick(&pool, &mut rng, drift.piscine_level_changes);
+        let changed = pick(&ongoing, &mut rng, drift.piscine_level_changes);
         for id in &changed {
             if let Some(row) = store.cursus_users.rows.get_mut(id) {
                 row.level_centi += rng.random_range(1..80);
