@@ -11,10 +11,10 @@ use tokio::sync::watch;
 
 use crate::archive::Archive;
 use crate::blocking;
-use crate::config::{EngineConfig, Mode, SyncRequest, What};
+use crate::config::{EngineConfig, Mode, SyncRequest};
 use crate::error::{Result, SyncError};
-use crate::listing::{Listing, Stage};
 use crate::progress::{Progress, ProgressTx};
+use crate::resource::{Listing, ScopeShape, Stage, listings_for};
 use crate::task::{PAYLOAD_VERSION, PassMode, TaskPayload, scope_of};
 use crate::worker::{self, Drain, WorkerTally};
 
@@ -157,7 +157,7 @@ impl Engine {
     /// fixed now. Campus-scoped listings need campus ids: with `campuses: None`, the campuses
     /// already in the store are used (see [`Engine::sync`], which fetches them first).
     pub async fn plan(&self, req: &SyncRequest) -> Result<PlanSummary> {
-        let listings = listings_for(req.what)?;
+        let listings = listings_for(req.what);
         let campuses = match &req.campuses {
             Some(ids) => ids.clone(),
             None => self.known_campuses().await?,
@@ -256,7 +256,8 @@ impl Engine {
                         .cloned()
                         .collect(),
                     _ => listing
-                        .reads_from()
+                        .resource()
+                        .reads_from
                         .iter()
                         .map(|dep| format!("{}:{scope}", dep.as_str()))
                         .filter(|k| planned.contains_key(k))
@@ -268,7 +269,7 @@ impl Engine {
                 } else {
                     Lane::Hot
                 };
-                let base = listing.priority() + if lane == Lane::Hot { 1000 } else { 0 };
+                let base = listing.resource().priority + if lane == Lane::Hot { 1000 } else { 0 };
                 let priority = after
                     .iter()
                     .filter_map(|k| planned.get(k))
@@ -278,10 +279,8 @@ impl Engine {
                     version: PAYLOAD_VERSION,
                     listing,
                     campus_id,
-                    ids: match (listing, &req.campuses) {
-                        (Listing::Campuses | Listing::PiscineLevels, Some(ids)) => {
-                            Some(ids.clone())
-                        }
+                    ids: match (listing.resource().scope, &req.campuses) {
+                        (ScopeShape::CampusSet, Some(ids)) => Some(ids.clone()),
                         _ => None,
                     },
                     mode,
@@ -358,7 +357,7 @@ impl Engine {
         progress: ProgressTx,
         shutdown: impl Future<Output = ()>,
     ) -> Result<RunSummary> {
-        let listings = listings_for(req.what)?;
+        let listings = listings_for(req.what);
         let run = RunHandle::start(self, "sync", &req).await?;
         let (stop_tx, stop_rx) = watch::channel(false);
         let work = async {
@@ -462,37 +461,6 @@ impl Engine {
             Some(e) => Err(e),
             None => Ok(tally),
         }
-    }
-}
-
-/// Which listings a request covers, in planning order (a listing comes after those it reads).
-fn listings_for(what: What) -> Result<Vec<Listing>> {
-    let mut out: Vec<Listing> = match what {
-        What::Users => Listing::USERS.to_vec(),
-        What::Relations => Listing::RELATIONS.to_vec(),
-        What::Coalitions => Listing::COALITIONS.to_vec(),
-        What::Locations => Listing::LOCATIONS.to_vec(),
-        What::All => [
-            &Listing::USERS[..],
-            &Listing::RELATIONS[..],
-            &Listing::COALITIONS[..],
-            &Listing::LOCATIONS[..],
-        ]
-        .concat(),
-    };
-    let mut seen = std::collections::HashSet::new();
-    out.retain(|l| seen.insert(*l));
-    // Stages in order, and by priority within a stage, so dependencies are planned first.
-    out.sort_by_key(|l| (stage_rank(l.stage()), -l.priority()));
-    Ok(out)
-}
-
-fn stage_rank(stage: Stage) -> u8 {
-    match stage {
-        Stage::Global => 0,
-        Stage::Campus => 1,
-        Stage::AfterCampus => 2,
-        Stage::Last => 3,
     }
 }
 

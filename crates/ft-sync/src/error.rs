@@ -1,6 +1,6 @@
 //! The engine's error type.
 
-use ft_api::ApiError;
+use ft_api::{ApiError, PagingError};
 use ft_store::StoreError;
 
 /// Why a sync could not go on.
@@ -23,6 +23,16 @@ pub enum SyncError {
         what: String,
         /// What is wrong.
         detail: String,
+    },
+    /// A page broke keyset paging: empty while `X-Total` says rows remain, or ids not
+    /// ascending above the cursor (the server ignored `sort` or `range[id]`). Nothing of it was
+    /// committed.
+    #[error("{endpoint}: {source}")]
+    Paging {
+        /// The endpoint.
+        endpoint: String,
+        /// What is wrong with the page.
+        source: PagingError,
     },
     /// Another worker took over our task; nothing was written.
     #[error("lease on task {task_id} was lost to another worker; its work was not committed")]

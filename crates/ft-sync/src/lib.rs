@@ -29,9 +29,11 @@ mod engine;
 mod error;
 mod listing;
 mod mapping;
+mod pipeline;
 mod planner;
 pub mod progress;
 mod relations;
+mod resource;
 mod task;
 mod worker;
 
@@ -45,7 +47,7 @@ pub use progress::{Progress, ProgressTx};
 /// The resource names the engine plans tasks for (task kinds and cursor resources), as used by
 /// [`EngineConfig::freshness`].
 pub fn resources() -> Vec<&'static str> {
-    listing::Listing::ALL.iter().map(|l| l.as_str()).collect()
+    resource::RESOURCES.iter().map(|r| r.name).collect()
 }
 
 /// Cursor rows written by this version carry this format number.

@@ -22,8 +22,6 @@ use crate::error::Result;
 pub(crate) struct Mapped {
     /// The rows to upsert.
     pub(crate) rows: Rows,
-    /// The largest id on the page: the keyset position after it.
-    pub(crate) max_id: Option<i64>,
     /// Users this page brought in or changed (for the relation queue).
     pub(crate) user_ids: Vec<i64>,
     /// Rows of other tables embedded in the page (the coalitions inside blocs).
@@ -31,10 +29,9 @@ pub(crate) struct Mapped {
 }
 
 impl Mapped {
-    fn new(rows: Rows, max_id: Option<i64>) -> Mapped {
+    fn new(rows: Rows) -> Mapped {
         Mapped {
             rows,
-            max_id,
             user_ids: Vec::new(),
             also: Vec::new(),
         }
@@ -58,10 +55,6 @@ fn required(value: Option<i64>, what: &str, id: i64, field: &str) -> Result<i64>
     })
 }
 
-fn max_id(ids: impl Iterator<Item = i64>) -> Option<i64> {
-    ids.max()
-}
-
 pub(crate) fn campuses(page: &Page<Campus>) -> Result<Mapped> {
     let rows: Vec<CampusRow> = page
         .items
@@ -80,7 +73,6 @@ pub(crate) fn campuses(page: &Page<Campus>) -> Result<Mapped> {
         })
         .collect();
     Ok(Mapped {
-        max_id: max_id(rows.iter().map(|r| r.id)),
         rows: Rows::Campuses(rows),
         user_ids: Vec::new(),
         also: Vec::new(),
@@ -102,7 +94,6 @@ pub(crate) fn cursus(page: &Page<Cursus>) -> Result<Mapped> {
         })
         .collect();
     Ok(Mapped {
-        max_id: max_id(rows.iter().map(|r| r.id)),
         rows: Rows::Cursus(rows),
         user_ids: Vec::new(),
         also: Vec::new(),
@@ -127,7 +118,6 @@ pub(crate) fn projects(page: &Page<Project>) -> Result<Mapped> {
         })
         .collect();
     Ok(Mapped {
-        max_id: max_id(rows.iter().map(|r| r.id)),
         rows: Rows::Projects(rows),
         user_ids: Vec::new(),
         also: Vec::new(),
@@ -157,7 +147,6 @@ pub(crate) fn achievements(page: &Page<Achievement>) -> Result<Mapped> {
         })
         .collect();
     Ok(Mapped {
-        max_id: max_id(rows.iter().map(|r| r.id)),
         rows: Rows::Achievements(rows),
         user_ids: Vec::new(),
         also: Vec::new(),
@@ -197,7 +186,6 @@ pub(crate) fn users(page: &Page<User>) -> Result<Mapped> {
         .collect();
     let user_ids = rows.iter().map(|r| r.id).collect();
     Ok(Mapped {
-        max_id: max_id(rows.iter().map(|r| r.id)),
         rows: Rows::Users(rows),
         user_ids,
         also: Vec::new(),
@@ -218,7 +206,6 @@ pub(crate) fn campus_users(page: &Page<CampusUser>) -> Result<Mapped> {
         });
     }
     Ok(Mapped {
-        max_id: max_id(rows.iter().map(|r| r.id)),
         rows: Rows::CampusUsers(rows),
         user_ids: Vec::new(),
         also: Vec::new(),
@@ -252,7 +239,6 @@ pub(crate) fn cursus_users(page: &Page<CursusUser>) -> Result<Mapped> {
         });
     }
     Ok(Mapped {
-        max_id: max_id(rows.iter().map(|r| r.id)),
         rows: Rows::CursusUsers(rows),
         user_ids: Vec::new(),
         also: Vec::new(),
@@ -299,8 +285,7 @@ pub(crate) fn projects_users(page: &Page<ProjectsUser>) -> Result<Mapped> {
             raw: raw(page, i),
         });
     }
-    let max = max_id(rows.iter().map(|r| r.id));
-    Ok(Mapped::new(Rows::ProjectsUsers(rows), max))
+    Ok(Mapped::new(Rows::ProjectsUsers(rows)))
 }
 
 pub(crate) fn achievements_users(page: &Page<AchievementsUser>) -> Result<Mapped> {
@@ -316,8 +301,7 @@ pub(crate) fn achievements_users(page: &Page<AchievementsUser>) -> Result<Mapped
             raw: raw(page, i),
         });
     }
-    let max = max_id(rows.iter().map(|r| r.id));
-    Ok(Mapped::new(Rows::AchievementsUsers(rows), max))
+    Ok(Mapped::new(Rows::AchievementsUsers(rows)))
 }
 
 pub(crate) fn locations(page: &Page<Location>) -> Result<Mapped> {
@@ -334,8 +318,7 @@ pub(crate) fn locations(page: &Page<Location>) -> Result<Mapped> {
             raw: raw(page, i),
         });
     }
-    let max = max_id(rows.iter().map(|r| r.id));
-    Ok(Mapped::new(Rows::Locations(rows), max))
+    Ok(Mapped::new(Rows::Locations(rows)))
 }
 
 /// Blocs, and the coalitions embedded in them (which get their `bloc_id` from here: the
@@ -379,8 +362,7 @@ pub(crate) fn blocs(page: &Page<Bloc>) -> Result<Mapped> {
             raw: raw(page, i),
         });
     }
-    let max = max_id(rows.iter().map(|r| r.id));
-    let mut mapped = Mapped::new(Rows::Blocs(rows), max);
+    let mut mapped = Mapped::new(Rows::Blocs(rows));
     mapped.also.push(Rows::Coalitions(coalitions));
     Ok(mapped)
 }
@@ -405,6 +387,5 @@ pub(crate) fn coalitions_users(page: &Page<CoalitionsUser>) -> Result<Mapped> {
             raw: raw(page, i),
         });
     }
-    let max = max_id(rows.iter().map(|r| r.id));
-    Ok(Mapped::new(Rows::CoalitionsUsers(rows), max))
+    Ok(Mapped::new(Rows::CoalitionsUsers(rows)))
 }

@@ -1,210 +1,150 @@
-//! Work that is not one keyset pass over one scope: achievements_users by batches of users (or
-//! the network-wide window when that is cheaper), deletions found by `X-Total` probes, missing
-//! parent users, and the relation worker that refreshes every relation of changed users.
+//! Passes that are not one keyset walk over one scope: achievements_users by batches of users
+//! (or the network-wide window when that is cheaper), deletions found by `X-Total` probes,
+//! missing parent users, and the relation worker that refreshes every relation of changed
+//! users. Their pages go through the same pipeline as every other page.
 
 use std::collections::HashSet;
 
-use ft_api::models as m;
-use ft_api::{Page, Query};
-use ft_store::{ApplyPage, Rows, Table};
-use serde::de::DeserializeOwned;
+use ft_api::models::AchievementsUser;
+use ft_api::{FtClient, ID_MAX, Query, check_ascending};
+use ft_store::{CursorUpdate, Table};
 
 use crate::blocking;
 use crate::error::{Result, SyncError};
-use crate::listing::{
-    Commit, ID_BATCH, ID_MAX, Listing, MapFn, PassCtx, PassEnd, PassPosition, PassStats, fetch,
-    fetch_log, finish_empty, pass_complete,
+use crate::listing::{campus_of, scope_request};
+use crate::pipeline::{
+    BoxFuture, CursorPlan, Fetched, ID_BATCH, Keyset, Model, PageCommit, PassCtx, PassCursor,
+    PassEnd, Resume, fetch_ids, keyset,
 };
-use crate::mapping;
-use crate::progress::Progress;
+use crate::resource::{
+    ACHIEVEMENTS_USERS, COALITIONS_USERS, CURSUS_USERS, CampusFilter, PROJECTS_USERS, USERS,
+};
 use crate::task::{PassMode, TaskPayload};
 
-/// How a batch of users was read.
-enum BatchEnd {
-    /// Every page was read.
-    Done,
-    /// Shutdown: nothing more was committed.
-    Interrupted,
-}
-
-/// Everything one user-batch read needs to know.
-struct UserBatch<'a> {
-    endpoint: &'a str,
-    table: Table,
-    scope: &'a str,
-    users: &'a [i64],
-    /// A delta window on `updated_at`, or `None` for every row of these users.
-    window: Option<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)>,
-    /// Whether rows of these users that the API did not return are marked deleted (only
-    /// meaningful without a window: then the API returned every row of these users).
-    detect_deletions: bool,
-    /// The cursor to save with the batch's last page.
-    cursor_at_end: Option<ft_store::CursorUpdate>,
-}
-
-/// Reads every row of `batch.users` (in the window, if any) by keyset, committing page by page;
-/// the last page carries the deletions and the cursor.
-async fn read_user_batch<M>(
+/// Reads every row of `users` (in the window, if any) by keyset, committing page by page. With
+/// `detect_deletions` (only meaningful without a window: the API then returns every row of
+/// these users), the last page marks deleted the stored rows it did not see; it also carries
+/// `cursor_at_end`.
+async fn read_user_batch(
     ctx: &mut PassCtx<'_>,
-    batch: UserBatch<'_>,
-    map: MapFn<M>,
-    stats: &mut PassStats,
-) -> Result<BatchEnd>
-where
-    M: DeserializeOwned + Send + 'static,
-{
-    let local: Vec<i64> = if batch.detect_deletions {
+    model: &dyn Model,
+    users: &[i64],
+    window: Option<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)>,
+    detect_deletions: bool,
+    cursor_at_end: Option<CursorUpdate>,
+) -> Result<PassEnd> {
+    let expect = if detect_deletions {
         let store = ctx.store.clone();
-        let (table, users) = (batch.table, batch.users.to_vec());
-        blocking(move || store.live_ids_in(table, "user_id", &users)).await?
+        let (table, users) = (model.table(), users.to_vec());
+        Some(blocking(move || store.live_ids_in(table, "user_id", &users)).await?)
     } else {
-        Vec::new()
+        None
     };
-    let mut returned = HashSet::new();
-    let mut last_id: Option<i64> = None;
-    let mut page_no = 0i64;
-    loop {
-        if ctx.stopping() {
-            return Ok(BatchEnd::Interrupted);
-        }
-        let mut query = Query::new()
-            .filter("user_id", batch.users.iter().copied())
-            .sort(["id"])
-            .per_page(ctx.per_page);
-        if let Some(last) = last_id {
-            query = query.range("id", last + 1, ID_MAX);
-        }
-        if let Some((since, until)) = batch.window {
-            query = query.range_time("updated_at", since, until);
-        }
-        let page: Page<M> = match fetch(ctx, batch.endpoint, &query).await? {
-            Some(page) => page,
-            None => return Ok(BatchEnd::Interrupted),
-        };
-        page_no += 1;
-        let n = page.items.len() as u64;
-        let mapped = map(&page)?;
-        let done = match page.total {
-            Some(total) => n >= total,
-            None => n < u64::from(page.per_page.max(1)),
-        };
-        if n == 0 && !done {
-            return Err(SyncError::Data {
-                what: format!("{} page after id {last_id:?}", batch.endpoint),
-                detail: "empty page while X-Total says rows remain".to_owned(),
-            });
-        }
-        returned.extend(mapped.rows.ids());
-        let deleted = if done && batch.detect_deletions {
-            let gone: Vec<i64> = local
-                .iter()
-                .copied()
-                .filter(|id| !returned.contains(id))
-                .collect();
-            if !gone.is_empty() {
-                tracing::info!(table = %batch.table, count = gone.len(), ids = ?gone, "rows no longer returned for these users; marking them deleted");
-            }
-            (!gone.is_empty()).then_some((batch.table, gone))
-        } else {
-            None
-        };
-        let apply = ApplyPage {
-            rows: mapped.rows,
-            cursor: if done {
-                batch.cursor_at_end.clone()
-            } else {
-                None
-            },
-            fetch_log: Some(fetch_log(ctx, batch.endpoint, batch.scope, page_no, &page)),
-            fence: Some(ctx.fence.clone()),
-            enqueue_users: Vec::new(),
-            mark_deleted: deleted.clone(),
-            also: mapped.also,
-        };
-        ctx.commit(Commit {
-            table: batch.table,
-            scope: batch.scope,
-            page_no,
-            raw: &page.raw,
-            apply,
-            deleted,
-        })
-        .await?;
-        stats.pages += 1;
-        stats.rows += n;
-        last_id = mapped.max_id.or(last_id);
-        let _ = ctx.progress.send(Progress::Page {
-            task_id: ctx.fence.task_id,
-            rows: stats.rows,
-            total: None,
-            pages_done: stats.pages,
-        });
-        if done {
-            return Ok(BatchEnd::Done);
-        }
+    let mut base = model.filter(Query::new(), "user_id", users);
+    if let Some((since, until)) = window {
+        base = base.range_time("updated_at", since, until);
     }
+    keyset(
+        ctx,
+        Keyset {
+            model,
+            path: model.path_for(None)?,
+            base,
+            resume: Resume::default(),
+            cursor: CursorPlan::AtEnd(cursor_at_end),
+            enqueue_reason: None,
+            expect,
+            yield_after_page: false,
+        },
+    )
+    .await
 }
 
 /// The cursor that remembers which user batches of an achievements_users pass are done.
 const BATCHES_SUFFIX: &str = ".batches";
 
+/// achievements_users of the network-wide window that belong to a set of users: the window
+/// spans every campus, so the rows of other campuses' users are skipped (the walk still moves
+/// past them).
+struct AchievementsOf<'a> {
+    users: &'a HashSet<i64>,
+}
+
+impl Model for AchievementsOf<'_> {
+    fn table(&self) -> Table {
+        ACHIEVEMENTS_USERS.table()
+    }
+    fn path(&self) -> &'static str {
+        ACHIEVEMENTS_USERS.path()
+    }
+    fn path_for(&self, campus: Option<i64>) -> Result<String> {
+        ACHIEVEMENTS_USERS.path_for(campus)
+    }
+    fn filter(&self, query: Query, name: &str, values: &[i64]) -> Query {
+        ACHIEVEMENTS_USERS.filter(query, name, values)
+    }
+    fn fetch<'a>(
+        &'a self,
+        client: &'a FtClient,
+        path: &'a str,
+        query: &'a Query,
+    ) -> BoxFuture<'a, Result<Fetched>> {
+        Box::pin(async move {
+            let page = client.get_page::<AchievementsUser>(path, query).await?;
+            Fetched::map(page, ACHIEVEMENTS_USERS.map, |a| {
+                a.user_id.is_some_and(|u| self.users.contains(&u))
+            })
+        })
+    }
+}
+
 /// achievements_users of a campus: the API has no campus filter for them, so a full pass reads
 /// them by batches of 100 users (and marks deleted the rows of those users it did not get back).
-/// A delta first asks the network-wide window for its size (one request, whose rows are kept):
-/// when reading that window costs no more requests than one request per batch of users, the
-/// window is read and the rows of other campuses' users are skipped.
+/// A delta first asks the network-wide window for its size (one request): when reading that
+/// window costs no more requests than one request per batch of users, the window is read and
+/// the rows of other campuses' users are skipped.
 pub(crate) async fn achievements_users(
     ctx: &mut PassCtx<'_>,
     payload: &TaskPayload,
-) -> Result<(PassEnd, PassStats)> {
+) -> Result<PassEnd> {
     let resource = payload.listing.as_str();
     let batches_resource = format!("{resource}{BATCHES_SUFFIX}");
-    let scope = payload.scope();
-    let endpoint = "/v2/achievements_users";
-    let campus = payload.campus_id.unwrap_or_default();
+    let campus = campus_of(payload)?;
     let since = payload.since.map(|t| t.naive_utc());
     let until = payload.until.naive_utc();
-    let (users, cursor, batch_cursor) = {
+    let (pass, resume_window) = PassCursor::load(ctx, resource, since, until).await?;
+    let (mut batch_pass, resume_batches) =
+        PassCursor::load(ctx, &batches_resource, since, until).await?;
+    batch_pass.watermark = None;
+    let users = {
         let store = ctx.store.clone();
-        let (r, br, sc) = (resource.to_owned(), batches_resource.clone(), scope.clone());
-        blocking(move || {
-            Ok((
-                store.campus_user_ids(campus, false)?,
-                store.cursor(&r, &sc)?,
-                store.cursor(&br, &sc)?,
-            ))
-        })
-        .await?
+        blocking(move || store.campus_user_ids(campus, false)).await?
     };
-    let watermark = cursor.as_ref().and_then(|c| c.watermark);
-    let in_flight = |c: &Option<ft_store::Cursor>| {
-        c.as_ref()
-            .filter(|c| c.pass_until == Some(until) && c.pass_since == since)
-            .and_then(|c| c.last_id)
-    };
-    let mut stats = PassStats::default();
     if users.is_empty() {
         tracing::info!(
             campus,
             "no users stored for this campus; no achievements_users to read"
         );
-        return finish_empty(ctx, payload).await;
+        return pass.finish(ctx).await;
     }
     let batch_count = users.len().div_ceil(ID_BATCH) as u64;
+    let path = ACHIEVEMENTS_USERS.path_for(None)?;
+    let window = match (payload.mode, payload.since) {
+        (PassMode::Delta, Some(since)) => Some((since, payload.until)),
+        _ => None,
+    };
 
     // Resume the path an earlier attempt chose, or choose one.
-    let resume_batches = in_flight(&batch_cursor);
-    let resume_window = in_flight(&cursor);
-    let use_window = match (resume_batches, resume_window, payload.mode, payload.since) {
-        (Some(_), _, _, _) => false,
-        (None, Some(_), _, _) => true,
-        (None, None, PassMode::Delta, Some(_)) => {
-            let probe = Query::new().sort(["id"]).per_page(1).range_time(
-                "updated_at",
-                payload.since.unwrap_or_default(),
-                payload.until,
-            );
-            let total = ctx.client.probe_total(endpoint, &probe).await?;
+    let use_window = match (resume_batches.after, resume_window.after, window) {
+        (Some(_), _, _) => false,
+        (None, Some(_), _) => true,
+        (None, None, Some((since, until))) => {
+            let probe =
+                Query::new()
+                    .sort(["id"])
+                    .per_page(1)
+                    .range_time("updated_at", since, until);
+            let total = ctx.client.probe_total(&path, &probe).await?;
             let window_cost = total.div_ceil(u64::from(ctx.per_page.max(1))).max(1);
             tracing::info!(
                 campus,
@@ -219,142 +159,63 @@ pub(crate) async fn achievements_users(
     };
 
     if use_window {
+        let (since, until) = window.unwrap_or((payload.until, payload.until));
         let campus_users: HashSet<i64> = users.iter().copied().collect();
-        let mut last_id = resume_window;
-        let (mut pages, mut rows) = cursor
-            .as_ref()
-            .filter(|_| resume_window.is_some())
-            .map_or((0, 0), |c| (c.page.max(0) as u64, c.rows.max(0) as u64));
-        loop {
-            if ctx.stopping() {
-                return Ok((PassEnd::Interrupted, stats));
-            }
-            let mut query = Query::new().sort(["id"]).per_page(ctx.per_page).range_time(
-                "updated_at",
-                payload.since.unwrap_or_default(),
-                payload.until,
-            );
-            if let Some(last) = last_id {
-                query = query.range("id", last + 1, ID_MAX);
-            }
-            let page: Page<m::AchievementsUser> = match fetch(ctx, endpoint, &query).await? {
-                Some(page) => page,
-                None => return Ok((PassEnd::Interrupted, stats)),
-            };
-            let n = page.items.len() as u64;
-            let done = match page.total {
-                Some(total) => n >= total,
-                None => n < u64::from(page.per_page.max(1)),
-            };
-            // Keep only this campus's users: the window spans the whole network.
-            let keep: Vec<usize> = page
-                .items
-                .iter()
-                .enumerate()
-                .filter(|(_, a)| a.user_id.is_some_and(|u| campus_users.contains(&u)))
-                .map(|(i, _)| i)
-                .collect();
-            let max_id = page.items.iter().map(|a| a.id).max();
-            let fetch_entry = fetch_log(ctx, endpoint, &scope, (pages + 1) as i64, &page);
-            let kept = Page {
-                items: keep.iter().map(|&i| page.items[i].clone()).collect(),
-                raw: keep.iter().map(|&i| page.raw[i].clone()).collect(),
-                page: page.page,
-                per_page: page.per_page,
-                total: page.total,
-                links: page.links.clone(),
-                meta: page.meta.clone(),
-            };
-            let mapped = mapping::achievements_users(&kept)?;
-            let cursor = if done {
-                pass_complete(resource, &scope, watermark, until)
-            } else {
-                PassPosition {
-                    since,
-                    until,
-                    last_id: max_id.or(last_id),
-                    page: (pages + 1) as i64,
-                    rows: (rows + n) as i64,
-                    expected_rows: page.total.map(|t| (rows + t) as i64),
-                }
-                .cursor(resource, &scope, watermark)
-            };
-            ctx.commit(Commit {
-                table: Table::AchievementsUsers,
-                scope: &scope,
-                page_no: (pages + 1) as i64,
-                raw: &kept.raw,
-                apply: ApplyPage {
-                    rows: mapped.rows,
-                    cursor: Some(cursor),
-                    fetch_log: Some(fetch_entry),
-                    fence: Some(ctx.fence.clone()),
-                    enqueue_users: Vec::new(),
-                    mark_deleted: None,
-                    also: Vec::new(),
-                },
-                deleted: None,
-            })
-            .await?;
-            pages += 1;
-            rows += n;
-            stats.pages += 1;
-            stats.rows += kept.items.len() as u64;
-            last_id = max_id.or(last_id);
-            if done {
-                return Ok((PassEnd::Complete, stats));
-            }
-            if ctx.should_yield().await? {
-                return Ok((PassEnd::Yielded, stats));
-            }
-        }
+        let model = AchievementsOf {
+            users: &campus_users,
+        };
+        return keyset(
+            ctx,
+            Keyset {
+                model: &model,
+                path,
+                base: Query::new().range_time("updated_at", since, until),
+                resume: resume_window,
+                cursor: CursorPlan::Pass(pass),
+                enqueue_reason: None,
+                expect: None,
+                yield_after_page: true,
+            },
+        )
+        .await;
     }
 
     // By batches of users, resuming after the last finished batch.
     let todo: Vec<i64> = users
         .into_iter()
-        .filter(|u| resume_batches.is_none_or(|last| *u > last))
+        .filter(|u| resume_batches.after.is_none_or(|last| *u > last))
         .collect();
-    let window = match payload.mode {
-        PassMode::Delta => payload.since.map(|s| (s, payload.until)),
-        PassMode::Full => None,
-    };
     let chunks: Vec<&[i64]> = todo.chunks(ID_BATCH).collect();
     for (i, chunk) in chunks.iter().enumerate() {
-        let position = PassPosition {
-            since,
-            until,
-            last_id: chunk.last().copied(),
-            page: (i + 1) as i64,
-            rows: 0,
-            expected_rows: None,
-        }
-        .cursor(&batches_resource, &scope, None);
-        let batch = UserBatch {
-            endpoint,
-            table: Table::AchievementsUsers,
-            scope: &scope,
-            users: chunk,
+        let position = batch_pass.at(&ctx.scope, chunk.last().copied(), (i + 1) as u64, 0, None);
+        let end = read_user_batch(
+            ctx,
+            &ACHIEVEMENTS_USERS,
+            chunk,
             window,
-            detect_deletions: window.is_none(),
-            cursor_at_end: Some(position),
-        };
-        match read_user_batch(ctx, batch, mapping::achievements_users, &mut stats).await? {
-            BatchEnd::Done => {}
-            BatchEnd::Interrupted => return Ok((PassEnd::Interrupted, stats)),
+            window.is_none(),
+            Some(position),
+        )
+        .await?;
+        if end != PassEnd::Complete {
+            return Ok(end);
         }
         if i + 1 < chunks.len() && ctx.should_yield().await? {
-            return Ok((PassEnd::Yielded, stats));
+            return Ok(PassEnd::Yielded);
         }
     }
     let store = ctx.store.clone();
-    let (r, br, sc) = (resource.to_owned(), batches_resource, scope.clone());
+    let (done, br, sc) = (
+        pass.complete(&ctx.scope),
+        batches_resource,
+        ctx.scope.clone(),
+    );
     blocking(move || {
-        store.save_cursor(&pass_complete(&r, &sc, watermark, until))?;
+        store.save_cursor(&done)?;
         store.delete_cursor(&br, &sc).map(|_| ())
     })
     .await?;
-    Ok((PassEnd::Complete, stats))
+    Ok(PassEnd::Complete)
 }
 
 /// The relation worker: takes up to `max_relation_users` users from the changed-user queue and
@@ -365,178 +226,109 @@ pub(crate) async fn achievements_users(
 pub(crate) async fn relation_users(
     ctx: &mut PassCtx<'_>,
     payload: &TaskPayload,
-) -> Result<(PassEnd, PassStats)> {
+) -> Result<PassEnd> {
+    let (pass, _) = PassCursor::load(
+        ctx,
+        payload.listing.as_str(),
+        None,
+        payload.until.naive_utc(),
+    )
+    .await?;
     let limit = ctx.max_relation_users.max(1) as i64;
     let store = ctx.store.clone();
     let users = blocking(move || store.relation_queue_take(limit)).await?;
     if users.is_empty() {
-        return finish_empty(ctx, payload).await;
+        return pass.finish(ctx).await;
     }
     tracing::info!(
         users = users.len(),
         "relation worker: refreshing the relations of changed users"
     );
-    let scope = payload.scope();
-    let mut stats = PassStats::default();
+    let relations: [&dyn Model; 4] = [
+        &PROJECTS_USERS,
+        &ACHIEVEMENTS_USERS,
+        &COALITIONS_USERS,
+        &CURSUS_USERS,
+    ];
     for chunk in users.chunks(ID_BATCH) {
-        macro_rules! read {
-            ($endpoint:expr, $table:expr, $model:ty, $map:expr) => {{
-                let batch = UserBatch {
-                    endpoint: $endpoint,
-                    table: $table,
-                    scope: &scope,
-                    users: chunk,
-                    window: None,
-                    detect_deletions: true,
-                    cursor_at_end: None,
-                };
-                match read_user_batch::<$model>(ctx, batch, $map, &mut stats).await? {
-                    BatchEnd::Done => {}
-                    BatchEnd::Interrupted => return Ok((PassEnd::Interrupted, stats)),
-                }
-            }};
+        for model in relations {
+            let end = read_user_batch(ctx, model, chunk, None, true, None).await?;
+            if end != PassEnd::Complete {
+                return Ok(end);
+            }
         }
-        read!(
-            "/v2/projects_users",
-            Table::ProjectsUsers,
-            m::ProjectsUser,
-            mapping::projects_users
-        );
-        read!(
-            "/v2/achievements_users",
-            Table::AchievementsUsers,
-            m::AchievementsUser,
-            mapping::achievements_users
-        );
-        read!(
-            "/v2/coalitions_users",
-            Table::CoalitionsUsers,
-            m::CoalitionsUser,
-            mapping::coalitions_users
-        );
-        read!(
-            "/v2/cursus_users",
-            Table::CursusUsers,
-            m::CursusUser,
-            mapping::cursus_users
-        );
         let store = ctx.store.clone();
         let done = chunk.to_vec();
         blocking(move || store.relation_queue_done(&done)).await?;
     }
-    finish_empty(ctx, payload)
-        .await
-        .map(|(end, _)| (end, stats))
+    pass.finish(ctx).await
 }
 
 /// Users that relation rows refer to but the database lacks, fetched by id (100 per request),
 /// so that foreign keys stay consistent. Their own relations go to the changed-user queue.
-pub(crate) async fn missing_users(
-    ctx: &mut PassCtx<'_>,
-    payload: &TaskPayload,
-) -> Result<(PassEnd, PassStats)> {
+pub(crate) async fn missing_users(ctx: &mut PassCtx<'_>, payload: &TaskPayload) -> Result<PassEnd> {
+    let (pass, _) = PassCursor::load(
+        ctx,
+        payload.listing.as_str(),
+        None,
+        payload.until.naive_utc(),
+    )
+    .await?;
     let store = ctx.store.clone();
     let ids = blocking(move || store.missing_user_ids(10_000)).await?;
     if ids.is_empty() {
-        return finish_empty(ctx, payload).await;
+        return pass.finish(ctx).await;
     }
     tracing::info!(
         count = ids.len(),
         "fetching users that relation rows refer to"
     );
-    let scope = payload.scope();
-    let endpoint = "/v2/users";
-    let mut stats = PassStats::default();
     let mut unknown = Vec::new();
     for (i, chunk) in ids.chunks(ID_BATCH).enumerate() {
         if ctx.stopping() {
-            return Ok((PassEnd::Interrupted, stats));
+            return Ok(PassEnd::Interrupted);
         }
-        let query = Query::new()
-            .filter("id", chunk.iter().copied())
-            .sort(["id"])
-            .per_page(ID_BATCH as u32);
-        let page: Page<m::User> = match fetch(ctx, endpoint, &query).await? {
-            Some(page) => page,
-            None => return Ok((PassEnd::Interrupted, stats)),
+        let Some((fetched, gone)) = fetch_ids(ctx, &USERS, chunk).await? else {
+            return Ok(PassEnd::Interrupted);
         };
-        let mapped = mapping::users(&page)?;
-        let returned: HashSet<i64> = mapped.rows.ids().into_iter().collect();
-        unknown.extend(chunk.iter().copied().filter(|id| !returned.contains(id)));
-        let n = page.items.len() as u64;
-        let enqueue_users = mapped
-            .user_ids
-            .iter()
-            .map(|&id| (id, "missing parent".to_owned()))
-            .collect();
-        ctx.commit(Commit {
+        unknown.extend(gone);
+        ctx.commit_page(PageCommit {
             table: Table::Users,
-            scope: &scope,
+            path: USERS.path().to_owned(),
             page_no: (i + 1) as i64,
-            raw: &page.raw,
-            apply: ApplyPage {
-                rows: mapped.rows,
-                cursor: None,
-                fetch_log: Some(fetch_log(ctx, endpoint, &scope, (i + 1) as i64, &page)),
-                fence: Some(ctx.fence.clone()),
-                enqueue_users,
-                mark_deleted: None,
-                also: Vec::new(),
-            },
-            deleted: None,
+            fetched,
+            keep_rows: true,
+            cursor: None,
+            enqueue_reason: Some("missing parent".to_owned()),
+            deleted: Vec::new(),
+            progress: None,
         })
         .await?;
-        stats.pages += 1;
-        stats.rows += n;
     }
     if !unknown.is_empty() {
         tracing::warn!(count = unknown.len(), ids = ?unknown, "relation rows refer to users the API does not return; `ft42 integrity` lists them as orphans");
     }
-    finish_empty(ctx, payload)
-        .await
-        .map(|(end, _)| (end, stats))
+    pass.finish(ctx).await
 }
 
-/// The local side of a deletion check: which stored ids the scope's listing should return.
-async fn local_scope_ids(ctx: &PassCtx<'_>, listing: Listing, campus: i64) -> Result<ScopeIds> {
+/// The local side of a deletion check: the stored live ids the scope's listing should return,
+/// sorted.
+async fn local_scope_ids(ctx: &PassCtx<'_>, table: Table, campus: i64) -> Result<Vec<i64>> {
     let store = ctx.store.clone();
-    blocking(move || {
-        Ok(match listing {
-            Listing::CursusUsersDeletions | Listing::ProjectsUsersDeletions => {
-                // The API's campus filter on these listings means the user's primary campus.
-                let users = store.campus_user_ids(campus, true)?;
-                ScopeIds {
-                    ids: store.live_ids_in(listing.table(), "user_id", &users)?,
-                    filter: None,
-                }
-            }
-            Listing::CoalitionsUsersDeletions => {
-                let coalitions = store.campus_coalition_ids(campus)?;
-                if coalitions.is_empty() {
-                    return Ok(ScopeIds {
-                        ids: Vec::new(),
-                        filter: Some(Vec::new()),
-                    });
-                }
-                ScopeIds {
-                    ids: store.live_ids_in(Table::CoalitionsUsers, "coalition_id", &coalitions)?,
-                    filter: Some(coalitions),
-                }
-            }
-            _ => ScopeIds {
-                ids: store.live_ids(Table::Locations, "campus_id", campus)?,
-                filter: None,
-            },
-        })
+    blocking(move || match table {
+        Table::CoalitionsUsers => {
+            let coalitions = store.campus_coalition_ids(campus)?;
+            store.live_ids_in(table, "coalition_id", &coalitions)
+        }
+        Table::Locations => store.live_ids(table, "campus_id", campus),
+        // The API's campus filter on cursus_users and projects_users is the user's primary
+        // campus.
+        _ => {
+            let users = store.campus_user_ids(campus, true)?;
+            store.live_ids_in(table, "user_id", &users)
+        }
     })
     .await
-}
-
-struct ScopeIds {
-    /// Stored live ids in the scope, sorted.
-    ids: Vec<i64>,
-    /// Coalition ids, for the listing whose scope is a set of coalitions.
-    filter: Option<Vec<i64>>,
 }
 
 /// Finds the rows of one campus scope that the API no longer has, spending as few requests as
@@ -549,49 +341,36 @@ struct ScopeIds {
 pub(crate) async fn deletions(
     ctx: &mut PassCtx<'_>,
     payload: &TaskPayload,
-) -> Result<(PassEnd, PassStats)> {
-    use ft_api::models as m;
-    match payload.listing {
-        Listing::CursusUsersDeletions => {
-            deletions_of::<m::CursusUser>(ctx, payload, mapping::cursus_users).await
-        }
-        Listing::ProjectsUsersDeletions => {
-            deletions_of::<m::ProjectsUser>(ctx, payload, mapping::projects_users).await
-        }
-        Listing::CoalitionsUsersDeletions => {
-            deletions_of::<m::CoalitionsUser>(ctx, payload, mapping::coalitions_users).await
-        }
-        _ => deletions_of::<m::Location>(ctx, payload, mapping::locations).await,
-    }
+    filter: CampusFilter,
+) -> Result<PassEnd> {
+    deletions_with(ctx, payload, payload.listing.resource().model, filter).await
 }
 
-async fn deletions_of<M>(
+/// [`deletions`] through `model` (a test double in unit tests).
+pub(crate) async fn deletions_with(
     ctx: &mut PassCtx<'_>,
     payload: &TaskPayload,
-    map: MapFn<M>,
-) -> Result<(PassEnd, PassStats)>
-where
-    M: DeserializeOwned + Send + 'static,
-{
-    let listing = payload.listing;
-    let table = listing.table();
-    let scope = payload.scope();
-    let campus = payload.campus_id.unwrap_or_default();
-    let (endpoint, mut base) = listing.request(payload)?;
-    let local = local_scope_ids(ctx, listing, campus).await?;
-    if let Some(coalitions) = &local.filter {
-        if coalitions.is_empty() {
-            return finish_empty(ctx, payload).await;
-        }
-        base = base.filter("coalition_id", coalitions.iter().copied());
-    }
-    let local = local.ids;
+    model: &dyn Model,
+    filter: CampusFilter,
+) -> Result<PassEnd> {
+    let table = model.table();
+    let campus = campus_of(payload)?;
+    let (pass, _) = PassCursor::load(
+        ctx,
+        payload.listing.as_str(),
+        None,
+        payload.until.naive_utc(),
+    )
+    .await?;
+    let local = local_scope_ids(ctx, table, campus).await?;
+    let Some((path, base)) = scope_request(ctx, payload, model, filter).await? else {
+        return pass.finish(ctx).await;
+    };
     let in_range = |lo: i64, hi: i64| -> &[i64] {
         let start = local.partition_point(|&id| id < lo);
         let end = local.partition_point(|&id| id <= hi);
         &local[start..end]
     };
-    let mut stats = PassStats::default();
     let mut candidates: Vec<i64> = Vec::new();
     let mut ranges: Vec<(i64, i64)> = vec![(1, ID_MAX)];
     let mut page_no = 0i64;
@@ -600,39 +379,38 @@ where
             continue;
         }
         if ctx.stopping() {
-            return Ok((PassEnd::Interrupted, stats));
+            return Ok(PassEnd::Interrupted);
         }
         let query = base
             .clone()
             .sort(["id"])
             .per_page(ctx.per_page)
             .range("id", lo, hi);
-        let page: Page<M> = match fetch(ctx, &endpoint, &query).await? {
-            Some(page) => page,
-            None => return Ok((PassEnd::Interrupted, stats)),
+        let Some(fetched) = ctx.fetch(model, &path, &query).await? else {
+            return Ok(PassEnd::Interrupted);
         };
         page_no += 1;
-        let Some(total) = page.total else {
+        let Some(total) = fetched.total else {
             return Err(SyncError::Data {
-                what: format!("{endpoint} deletion check"),
+                what: format!("{path} deletion check"),
                 detail: "the response has no X-Total header; deletions cannot be found by count"
                     .to_owned(),
             });
         };
-        let mapped = map(&page)?;
-        let page_ids: HashSet<i64> = mapped.rows.ids().into_iter().collect();
-        let page_max = mapped.max_id;
+        check_ascending(&fetched.ids, Some(lo - 1)).map_err(|source| SyncError::Paging {
+            endpoint: path.clone(),
+            source,
+        })?;
+        let page_ids: HashSet<i64> = fetched.ids.iter().copied().collect();
         let local_here = in_range(lo, hi);
-        let complete = (page.items.len() as u64) >= total;
+        let complete = (fetched.ids.len() as u64) >= total;
         let agree = total == local_here.len() as u64;
-        if !complete && page.items.is_empty() {
-            return Err(SyncError::Data {
-                what: format!("{endpoint} deletion check"),
-                detail: format!("empty page while X-Total says {total} rows"),
-            });
-        }
         // The rows of this page are fresh data whatever the outcome: keep them.
-        let covered_to = if complete { hi } else { page_max.unwrap_or(hi) };
+        let covered_to = if complete {
+            hi
+        } else {
+            fetched.ids.last().copied().unwrap_or(hi)
+        };
         let mut differs = false;
         if !agree || complete {
             let covered = in_range(lo, covered_to);
@@ -642,37 +420,18 @@ where
         }
         // Rows are kept only where the id sets differ (new rows the delta missed); elsewhere
         // the delta pass keeps them fresh and only the request is logged.
-        let keep_rows = differs || !agree;
-        let n = if keep_rows {
-            page.items.len() as u64
-        } else {
-            0
-        };
-        let fetch_entry = fetch_log(ctx, &endpoint, &scope, page_no, &page);
-        let (rows, also, raw) = if keep_rows {
-            (mapped.rows, mapped.also, &page.raw[..])
-        } else {
-            (Rows::empty(table), Vec::new(), &[][..])
-        };
-        ctx.commit(Commit {
+        ctx.commit_page(PageCommit {
             table,
-            scope: &scope,
+            path: path.clone(),
             page_no,
-            raw,
-            apply: ApplyPage {
-                rows,
-                cursor: None,
-                fetch_log: Some(fetch_entry),
-                fence: Some(ctx.fence.clone()),
-                enqueue_users: Vec::new(),
-                mark_deleted: None,
-                also,
-            },
-            deleted: None,
+            fetched,
+            keep_rows: differs || !agree,
+            cursor: None,
+            enqueue_reason: None,
+            deleted: Vec::new(),
+            progress: None,
         })
         .await?;
-        stats.pages += 1;
-        stats.rows += n;
         if complete || agree {
             continue;
         }
@@ -693,52 +452,30 @@ where
     let mut deleted_total = 0usize;
     for chunk in candidates.chunks(ID_BATCH) {
         if ctx.stopping() {
-            return Ok((PassEnd::Interrupted, stats));
+            return Ok(PassEnd::Interrupted);
         }
         // Asked for by id without the scope filter: a row that only left the scope comes back.
-        let query = Query::new()
-            .filter("id", chunk.iter().copied())
-            .sort(["id"])
-            .per_page(ID_BATCH as u32);
-        let page: Page<M> = match fetch(ctx, &endpoint, &query).await? {
-            Some(page) => page,
-            None => return Ok((PassEnd::Interrupted, stats)),
+        let Some((fetched, gone)) = fetch_ids(ctx, model, chunk).await? else {
+            return Ok(PassEnd::Interrupted);
         };
         page_no += 1;
-        let mapped = map(&page)?;
-        let returned: HashSet<i64> = mapped.rows.ids().into_iter().collect();
-        let gone: Vec<i64> = chunk
-            .iter()
-            .copied()
-            .filter(|id| !returned.contains(id))
-            .collect();
         if !gone.is_empty() {
-            tracing::info!(%table, scope = %scope, count = gone.len(), ids = ?gone, "rows deleted by the API; marking them deleted");
+            tracing::info!(%table, scope = %ctx.scope, count = gone.len(), ids = ?gone, "rows deleted by the API; marking them deleted");
         }
         deleted_total += gone.len();
-        let deleted = (!gone.is_empty()).then_some((table, gone));
-        let fetch_entry = fetch_log(ctx, &endpoint, &scope, page_no, &page);
-        ctx.commit(Commit {
+        ctx.commit_page(PageCommit {
             table,
-            scope: &scope,
+            path: path.clone(),
             page_no,
-            raw: &page.raw,
-            apply: ApplyPage {
-                rows: mapped.rows,
-                cursor: None,
-                fetch_log: Some(fetch_entry),
-                fence: Some(ctx.fence.clone()),
-                enqueue_users: Vec::new(),
-                mark_deleted: deleted.clone(),
-                also: mapped.also,
-            },
-            deleted,
+            fetched,
+            keep_rows: true,
+            cursor: None,
+            enqueue_reason: None,
+            deleted: gone,
+            progress: None,
         })
         .await?;
-        stats.pages += 1;
     }
-    tracing::info!(%table, scope = %scope, requests = page_no, deleted = deleted_total, "deletion check done");
-    finish_empty(ctx, payload)
-        .await
-        .map(|(end, _)| (end, stats))
+    tracing::info!(%table, scope = %ctx.scope, requests = page_no, deleted = deleted_total, "deletion check done");
+    pass.finish(ctx).await
 }

@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::listing::Listing;
+use crate::resource::Listing;
 
 /// The on-disk format of [`TaskPayload`]; bump it when the meaning of a field changes.
 pub(crate) const PAYLOAD_VERSION: i32 = 1;

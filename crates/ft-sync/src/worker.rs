@@ -19,7 +19,8 @@ use tokio::sync::watch;
 use crate::blocking;
 use crate::engine::Inner;
 use crate::error::{Result, SyncError};
-use crate::listing::{self, PassCtx, PassEnd};
+use crate::listing;
+use crate::pipeline::{PassCtx, PassEnd, PassStats};
 use crate::progress::Progress;
 use crate::task::TaskPayload;
 
@@ -167,6 +168,8 @@ async fn run_one(
         priority: task.priority,
         lane: task.lane,
         max_relation_users: payload.max_users.unwrap_or(inner.config.max_relation_users),
+        scope: payload.scope(),
+        stats: PassStats::default(),
     };
     let result = listing::run_pass(&mut ctx, &payload).await;
     heartbeat.abort();
@@ -301,6 +304,9 @@ fn classify(e: &SyncError) -> Class {
         SyncError::Archive { .. } => Class::Fatal,
         // An inconsistent page (X-Total says more, the page is empty) may heal on a re-read.
         SyncError::Data { .. } => Class::Retry,
+        // A page that breaks keyset paging (empty while rows remain, ids out of order) may
+        // be a passing glitch; a server that ignores sort keeps failing and the task ends.
+        SyncError::Paging { .. } => Class::Retry,
         SyncError::LeaseLost { .. } | SyncError::TasksFailed { .. } => Class::Permanent,
     }
 }

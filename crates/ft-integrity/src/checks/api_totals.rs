@@ -1,6 +1,7 @@
 //! Stored row counts per scope against the API's `X-Total` (one `per_page=1` request per scope),
 //! within a request budget.
 
+use ft_api::endpoints as ep;
 use ft_api::{FtClient, Query};
 use ft_store::{Store, Table};
 
@@ -36,9 +37,9 @@ async fn blocking<T: Send + 'static>(
 fn scopes(store: &Store) -> Result<Vec<Scope>, ft_store::StoreError> {
     let mut out = Vec::new();
     for (table, endpoint) in [
-        (Table::Cursus, "/v2/cursus"),
-        (Table::Projects, "/v2/projects"),
-        (Table::Achievements, "/v2/achievements"),
+        (Table::Cursus, ep::CURSUS.path()),
+        (Table::Projects, ep::PROJECTS.path()),
+        (Table::Achievements, ep::ACHIEVEMENTS.path()),
     ] {
         out.push(Scope {
             table,
@@ -56,14 +57,16 @@ fn scopes(store: &Store) -> Result<Vec<Scope>, ft_store::StoreError> {
         out.push(Scope {
             table: Table::Users,
             label: label.clone(),
-            endpoint: format!("/v2/campus/{campus}/users"),
+            endpoint: ep::USERS_OF_CAMPUS
+                .path_for(Some(campus))
+                .expect("a campus path with a campus"),
             query: Query::new(),
             local: members.len() as i64,
         });
         let campus_filtered: [(Table, &str, &str, i64); 5] = [
             (
                 Table::CampusUsers,
-                "/v2/campus_users",
+                ep::CAMPUS_USERS.path(),
                 "campus_id",
                 store
                     .live_ids(Table::CampusUsers, "campus_id", campus)?
@@ -71,7 +74,7 @@ fn scopes(store: &Store) -> Result<Vec<Scope>, ft_store::StoreError> {
             ),
             (
                 Table::CursusUsers,
-                "/v2/cursus_users",
+                ep::CURSUS_USERS.path(),
                 "campus_id",
                 store
                     .live_ids_in(Table::CursusUsers, "user_id", &primary)?
@@ -79,7 +82,7 @@ fn scopes(store: &Store) -> Result<Vec<Scope>, ft_store::StoreError> {
             ),
             (
                 Table::ProjectsUsers,
-                "/v2/projects_users",
+                ep::PROJECTS_USERS.path(),
                 "campus",
                 store
                     .live_ids_in(Table::ProjectsUsers, "user_id", &primary)?
@@ -87,13 +90,13 @@ fn scopes(store: &Store) -> Result<Vec<Scope>, ft_store::StoreError> {
             ),
             (
                 Table::Blocs,
-                "/v2/blocs",
+                ep::BLOCS.path(),
                 "campus_id",
                 store.live_ids(Table::Blocs, "campus_id", campus)?.len() as i64,
             ),
             (
                 Table::Locations,
-                "/v2/locations",
+                ep::LOCATIONS.path(),
                 "campus_id",
                 store.live_ids(Table::Locations, "campus_id", campus)?.len() as i64,
             ),
@@ -111,8 +114,12 @@ fn scopes(store: &Store) -> Result<Vec<Scope>, ft_store::StoreError> {
             out.push(Scope {
                 table: Table::CoalitionsUsers,
                 label,
-                endpoint: "/v2/coalitions_users".to_owned(),
-                query: Query::new().filter("coalition_id", coalitions.iter().copied()),
+                endpoint: ep::COALITIONS_USERS.path().to_owned(),
+                query: ep::COALITIONS_USERS.filter(
+                    Query::new(),
+                    "coalition_id",
+                    coalitions.iter().copied(),
+                ),
                 local: store
                     .live_ids_in(Table::CoalitionsUsers, "coalition_id", &coalitions)?
                     .len() as i64,

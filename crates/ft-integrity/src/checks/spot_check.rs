@@ -23,20 +23,21 @@ const IGNORED_FIELDS: &[&str] = &["user"];
 
 /// The list endpoint that serves `table` and accepts `filter[id]`.
 fn endpoint(table: Table) -> &'static str {
+    use ft_api::endpoints as ep;
     match table {
-        Table::Campuses => "/v2/campus",
-        Table::Users => "/v2/users",
-        Table::CampusUsers => "/v2/campus_users",
-        Table::Cursus => "/v2/cursus",
-        Table::CursusUsers => "/v2/cursus_users",
-        Table::Projects => "/v2/projects",
-        Table::ProjectsUsers => "/v2/projects_users",
-        Table::Achievements => "/v2/achievements",
-        Table::AchievementsUsers => "/v2/achievements_users",
-        Table::Locations => "/v2/locations",
-        Table::Coalitions => "/v2/coalitions",
-        Table::Blocs => "/v2/blocs",
-        Table::CoalitionsUsers => "/v2/coalitions_users",
+        Table::Campuses => ep::CAMPUSES.path(),
+        Table::Users => ep::USERS.path(),
+        Table::CampusUsers => ep::CAMPUS_USERS.path(),
+        Table::Cursus => ep::CURSUS.path(),
+        Table::CursusUsers => ep::CURSUS_USERS.path(),
+        Table::Projects => ep::PROJECTS.path(),
+        Table::ProjectsUsers => ep::PROJECTS_USERS.path(),
+        Table::Achievements => ep::ACHIEVEMENTS.path(),
+        Table::AchievementsUsers => ep::ACHIEVEMENTS_USERS.path(),
+        Table::Locations => ep::LOCATIONS.path(),
+        Table::Coalitions => ep::COALITIONS.path(),
+        Table::Blocs => ep::BLOCS.path(),
+        Table::CoalitionsUsers => ep::COALITIONS_USERS.path(),
     }
 }
 

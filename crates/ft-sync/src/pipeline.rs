@@ -1,0 +1,659 @@
+//! The page pipeline: every page the engine reads goes through here, whatever pass produced it.
+//!
+//! - [`Model`] fetches one page of an endpoint and maps it to store rows (type-erased, so the
+//!   passes are written once for every table). Every page, in every pass shape, is refused when
+//!   it is empty while `X-Total` says rows remain.
+//! - [`PassCtx::commit_page`] commits one page in one place: archive (on the blocking pool),
+//!   then rows, cursor, fetch-log row, changed users and deletions in one fenced transaction,
+//!   then the pass's stats and a progress event.
+//! - The page sources: [`keyset`] (a keyset walk with `ft_api::KeysetPager`, which checks that
+//!   ids ascend above the cursor; used for listings, user batches and the network-wide window),
+//!   [`fetch_ids`] (one batch of ids, and which of them the API no longer returns). The range
+//!   splits of the deletion check live in `relations.rs` and commit through the same call.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use chrono::{NaiveDateTime, Utc};
+use ft_api::endpoints::ListEndpoint;
+use ft_api::{FtClient, Identified, KeysetPager, Page, PagingError, Query, RequestMeta};
+use ft_store::{ApplyPage, CursorUpdate, Fence, FetchLogEntry, Lane, Rows, Store, Table};
+use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
+use tokio::sync::watch;
+
+use crate::archive::Archive;
+use crate::error::{Result, SyncError};
+use crate::mapping::Mapped;
+use crate::progress::{Progress, ProgressTx};
+use crate::{CURSOR_FORMAT, blocking};
+
+/// How long an in-flight request may still finish after shutdown was asked for.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Ids asked for in one `filter[id]` request.
+pub(crate) const ID_BATCH: usize = 100;
+
+/// A boxed future, for the object-safe [`Model`].
+pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// One page, fetched and mapped.
+pub(crate) struct Fetched {
+    /// The page's rows (after a model's local filter, if any).
+    pub(crate) mapped: Mapped,
+    /// The raw JSON of the rows kept, for the archive.
+    pub(crate) raw: Vec<Box<RawValue>>,
+    /// The id of every item the API returned, in its order (before any local filter).
+    pub(crate) ids: Vec<i64>,
+    /// `X-Total`.
+    pub(crate) total: Option<u64>,
+    /// The effective page size.
+    pub(crate) per_page: u32,
+    pub(crate) meta: RequestMeta,
+}
+
+impl Fetched {
+    /// Maps a decoded page, keeping the items `keep` accepts (all ids are kept in `ids`).
+    pub(crate) fn map<M: Identified>(
+        page: Page<M>,
+        map: fn(&Page<M>) -> Result<Mapped>,
+        keep: impl Fn(&M) -> bool,
+    ) -> Result<Fetched> {
+        let ids: Vec<i64> = page.items.iter().map(Identified::id).collect();
+        let page = if page.items.iter().all(&keep) {
+            page
+        } else {
+            let (items, raw) = page
+                .items
+                .into_iter()
+                .zip(page.raw)
+                .filter(|(item, _)| keep(item))
+                .unzip();
+            Page { items, raw, ..page }
+        };
+        let mapped = map(&page)?;
+        Ok(Fetched {
+            mapped,
+            raw: page.raw,
+            ids,
+            total: page.total,
+            per_page: page.per_page,
+            meta: page.meta,
+        })
+    }
+}
+
+/// Fetches pages of one endpoint and maps them to rows.
+pub(crate) trait Model: Send + Sync {
+    /// The table the rows go to.
+    fn table(&self) -> Table;
+    /// The endpoint's path template.
+    fn path(&self) -> &'static str;
+    /// The path to request for a campus (or none).
+    fn path_for(&self, campus: Option<i64>) -> Result<String>;
+    /// `filter[name]=values`, checked against the endpoint's declared filters.
+    fn filter(&self, query: Query, name: &str, values: &[i64]) -> Query;
+    /// Fetches and maps one page.
+    fn fetch<'a>(
+        &'a self,
+        client: &'a FtClient,
+        path: &'a str,
+        query: &'a Query,
+    ) -> BoxFuture<'a, Result<Fetched>>;
+}
+
+/// A [`Model`] for one endpoint and its mapper.
+pub(crate) struct Typed<M: 'static> {
+    pub(crate) endpoint: ListEndpoint<M>,
+    pub(crate) map: fn(&Page<M>) -> Result<Mapped>,
+}
+
+impl<M> Typed<M> {
+    pub(crate) const fn new(
+        endpoint: ListEndpoint<M>,
+        map: fn(&Page<M>) -> Result<Mapped>,
+    ) -> Self {
+        Typed { endpoint, map }
+    }
+}
+
+/// The table a model's rows go to.
+pub(crate) trait TableOf {
+    fn table() -> Table;
+}
+
+macro_rules! table_of {
+    ($($model:ty => $table:ident),* $(,)?) => {
+        $(impl TableOf for $model {
+            fn table() -> Table {
+                Table::$table
+            }
+        })*
+    };
+}
+
+table_of!(
+    ft_api::models::Campus => Campuses,
+    ft_api::models::Cursus => Cursus,
+    ft_api::models::Project => Projects,
+    ft_api::models::Achievement => Achievements,
+    ft_api::models::User => Users,
+    ft_api::models::CampusUser => CampusUsers,
+    ft_api::models::CursusUser => CursusUsers,
+    ft_api::models::ProjectsUser => ProjectsUsers,
+    ft_api::models::AchievementsUser => AchievementsUsers,
+    ft_api::models::Bloc => Blocs,
+    ft_api::models::CoalitionsUser => CoalitionsUsers,
+    ft_api::models::Location => Locations,
+);
+
+impl<M> Model for Typed<M>
+where
+    M: DeserializeOwned + Identified + TableOf + Send + Sync + 'static,
+{
+    fn table(&self) -> Table {
+        M::table()
+    }
+
+    fn path(&self) -> &'static str {
+        self.endpoint.path()
+    }
+
+    fn path_for(&self, campus: Option<i64>) -> Result<String> {
+        self.endpoint.path_for(campus).map_err(|e| SyncError::Data {
+            what: "task".to_owned(),
+            detail: e.to_string(),
+        })
+    }
+
+    fn filter(&self, query: Query, name: &str, values: &[i64]) -> Query {
+        self.endpoint.filter(query, name, values.iter().copied())
+    }
+
+    fn fetch<'a>(
+        &'a self,
+        client: &'a FtClient,
+        path: &'a str,
+        query: &'a Query,
+    ) -> BoxFuture<'a, Result<Fetched>> {
+        Box::pin(async move {
+            let page = client.get_page::<M>(path, query).await?;
+            Fetched::map(page, self.map, |_| true)
+        })
+    }
+}
+
+/// Everything a pass needs from the worker that runs it.
+pub(crate) struct PassCtx<'a> {
+    pub(crate) client: &'a FtClient,
+    pub(crate) store: &'a Store,
+    pub(crate) fence: &'a Fence,
+    pub(crate) progress: &'a ProgressTx,
+    pub(crate) shutdown: watch::Receiver<bool>,
+    pub(crate) per_page: u32,
+    /// Where raw pages go, if anywhere.
+    pub(crate) archive: Option<&'a Archive>,
+    /// The task's queue priority and lane: a backfill task yields to anything more urgent.
+    pub(crate) priority: i32,
+    pub(crate) lane: Lane,
+    /// Users one relation-worker task takes from the changed-user queue.
+    pub(crate) max_relation_users: usize,
+    /// The task's scope (`campus:12`, `global`): cursors, fetch log and archive use it.
+    pub(crate) scope: String,
+    /// What this attempt committed so far.
+    pub(crate) stats: PassStats,
+}
+
+/// How a pass ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PassEnd {
+    /// Every page was read and committed; the watermark moved to the pass's upper bound.
+    Complete,
+    /// Shutdown was asked for; the cursor holds the last committed page.
+    Interrupted,
+    /// A backfill task stepped aside after a committed page because more urgent work is due;
+    /// it resumes from its cursor.
+    Yielded,
+}
+
+/// What a pass did, for the run summary.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct PassStats {
+    pub(crate) rows: u64,
+    pub(crate) pages: u64,
+}
+
+/// One page to commit.
+pub(crate) struct PageCommit {
+    pub(crate) table: Table,
+    /// The endpoint requested, for the fetch log.
+    pub(crate) path: String,
+    pub(crate) page_no: i64,
+    pub(crate) fetched: Fetched,
+    /// Whether the page's rows are stored; otherwise only the request is logged.
+    pub(crate) keep_rows: bool,
+    pub(crate) cursor: Option<CursorUpdate>,
+    /// Queue the users this page brought in for a relation refresh, with this reason.
+    pub(crate) enqueue_reason: Option<String>,
+    /// Ids of `table` the API no longer has.
+    pub(crate) deleted: Vec<i64>,
+    /// Rows of the whole listing so far and in all, for progress; `None`: this attempt's count.
+    pub(crate) progress: Option<(u64, Option<u64>)>,
+}
+
+impl PassCtx<'_> {
+    /// Archives the page, then commits it in one fenced transaction (the archive always holds
+    /// at least what the database holds), then counts it and reports progress.
+    pub(crate) async fn commit_page(&mut self, commit: PageCommit) -> Result<()> {
+        let PageCommit {
+            table,
+            path,
+            page_no,
+            fetched,
+            keep_rows,
+            cursor,
+            enqueue_reason,
+            deleted,
+            progress,
+        } = commit;
+        let Fetched {
+            mapped,
+            raw,
+            ids,
+            meta,
+            ..
+        } = fetched;
+        let fetch_log = FetchLogEntry {
+            at: Utc::now().naive_utc(),
+            endpoint: path,
+            scope: self.scope.clone(),
+            page: Some(page_no),
+            status: i32::from(meta.status),
+            items: ids.len() as i64,
+            retries: meta.retries as i32,
+            wait_ms: meta.waited.as_millis() as i64,
+            token_refreshed: meta.token_refreshed,
+            task_id: Some(self.fence.task_id),
+            request_id: meta.request_id,
+        };
+        let (rows, also, raw) = if keep_rows {
+            (mapped.rows, mapped.also, raw)
+        } else {
+            (Rows::empty(table), Vec::new(), Vec::new())
+        };
+        let enqueue_users = match &enqueue_reason {
+            Some(reason) => mapped
+                .user_ids
+                .iter()
+                .map(|&id| (id, reason.clone()))
+                .collect(),
+            None => Vec::new(),
+        };
+        let kept = raw.len() as u64;
+        let mark_deleted = (!deleted.is_empty()).then_some((table, deleted));
+        let apply = ApplyPage {
+            rows,
+            cursor,
+            fetch_log: Some(fetch_log),
+            fence: Some(self.fence.clone()),
+            enqueue_users,
+            mark_deleted: mark_deleted.clone(),
+            also,
+        };
+        if let Some(archive) = self.archive.cloned() {
+            let (scope, task_id) = (self.scope.clone(), self.fence.task_id);
+            tokio::task::spawn_blocking(move || {
+                archive.write_page(table, &scope, task_id, page_no, &raw)?;
+                if let Some((table, ids)) = &mark_deleted {
+                    archive.write_deletions(*table, &scope, task_id, ids)?;
+                }
+                Ok::<_, SyncError>(())
+            })
+            .await
+            .map_err(|e| SyncError::Join(e.to_string()))??;
+        }
+        let store = self.store.clone();
+        blocking(move || store.apply_page(apply))
+            .await
+            .map_err(|e| lease_or(e, self.fence))?;
+        self.stats.pages += 1;
+        self.stats.rows += kept;
+        let (rows, total) = progress.unwrap_or((self.stats.rows, None));
+        let _ = self.progress.send(Progress::Page {
+            task_id: self.fence.task_id,
+            rows,
+            total,
+            pages_done: self.stats.pages,
+        });
+        Ok(())
+    }
+
+    /// Whether this task should step aside now: it is backfill and hot work is due.
+    pub(crate) async fn should_yield(&self) -> Result<bool> {
+        if self.lane != Lane::Backfill {
+            return Ok(false);
+        }
+        let store = self.store.clone();
+        let priority = self.priority;
+        let now = Utc::now().naive_utc();
+        blocking(move || store.due_above(priority, now)).await
+    }
+
+    pub(crate) fn stopping(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
+    /// Fetches one page through `model`, giving up on it (returning `None`) when shutdown is
+    /// asked for and the request does not finish within the grace period. Nothing was committed
+    /// for such a page. A page that is empty while `X-Total` says rows remain is refused here,
+    /// for every pass shape: it is never taken for the end of anything.
+    pub(crate) async fn fetch(
+        &mut self,
+        model: &dyn Model,
+        path: &str,
+        query: &Query,
+    ) -> Result<Option<Fetched>> {
+        let request = model.fetch(self.client, path, query);
+        tokio::pin!(request);
+        let first = tokio::select! {
+            page = &mut request => Some(page),
+            _ = self.shutdown.wait_for(|stop| *stop) => None,
+        };
+        let fetched = match first {
+            Some(page) => page?,
+            None => match tokio::time::timeout(SHUTDOWN_GRACE, request).await {
+                Ok(page) => page?,
+                Err(_) => return Ok(None),
+            },
+        };
+        if let Some(remaining) = fetched.total.filter(|&t| t > 0 && fetched.ids.is_empty()) {
+            return Err(SyncError::Paging {
+                endpoint: path.to_owned(),
+                source: PagingError::EmptyPage { remaining },
+            });
+        }
+        Ok(Some(fetched))
+    }
+}
+
+/// Turns the store's lease error into the engine's, keeping every other error as it is.
+pub(crate) fn lease_or(e: SyncError, fence: &Fence) -> SyncError {
+    match e {
+        SyncError::Store(ft_store::StoreError::LeaseLost { .. }) => SyncError::LeaseLost {
+            task_id: fence.task_id,
+        },
+        other => other,
+    }
+}
+
+/// The cursor after a pass read its whole window: the watermark moves up to the window's upper
+/// bound (never down) and the in-flight position is cleared.
+pub(crate) fn pass_complete(
+    resource: &str,
+    scope: &str,
+    watermark: Option<NaiveDateTime>,
+    until: NaiveDateTime,
+) -> CursorUpdate {
+    CursorUpdate {
+        resource: resource.to_owned(),
+        scope: scope.to_owned(),
+        watermark: Some(watermark.map_or(until, |w| w.max(until))),
+        pass_since: None,
+        pass_until: None,
+        last_id: None,
+        page: 0,
+        rows: 0,
+        format_version: CURSOR_FORMAT,
+        expected_rows: None,
+    }
+}
+
+/// Where an unfinished pass stands after a committed page; the watermark stays where it was.
+pub(crate) struct PassPosition {
+    pub(crate) since: Option<NaiveDateTime>,
+    pub(crate) until: NaiveDateTime,
+    pub(crate) last_id: Option<i64>,
+    pub(crate) page: i64,
+    pub(crate) rows: i64,
+    pub(crate) expected_rows: Option<i64>,
+}
+
+impl PassPosition {
+    pub(crate) fn cursor(
+        self,
+        resource: &str,
+        scope: &str,
+        watermark: Option<NaiveDateTime>,
+    ) -> CursorUpdate {
+        CursorUpdate {
+            resource: resource.to_owned(),
+            scope: scope.to_owned(),
+            watermark,
+            pass_since: self.since,
+            pass_until: Some(self.until),
+            last_id: self.last_id,
+            page: self.page,
+            rows: self.rows,
+            format_version: CURSOR_FORMAT,
+            expected_rows: self.expected_rows,
+        }
+    }
+}
+
+/// A pass's own cursor: where it resumes, and where its watermark goes when it completes.
+#[derive(Debug, Clone)]
+pub(crate) struct PassCursor {
+    pub(crate) resource: String,
+    pub(crate) since: Option<NaiveDateTime>,
+    pub(crate) until: NaiveDateTime,
+    pub(crate) watermark: Option<NaiveDateTime>,
+}
+
+impl PassCursor {
+    /// Reads the cursor of `resource` in the context's scope.
+    pub(crate) async fn load(
+        ctx: &PassCtx<'_>,
+        resource: &str,
+        since: Option<NaiveDateTime>,
+        until: NaiveDateTime,
+    ) -> Result<(PassCursor, Resume)> {
+        let store = ctx.store.clone();
+        let (r, s) = (resource.to_owned(), ctx.scope.clone());
+        let cursor = blocking(move || store.cursor(&r, &s)).await?;
+        let watermark = cursor.as_ref().and_then(|c| c.watermark);
+        // Resume only the very pass this task planned: same window bounds. A cursor left by
+        // an older, different pass (another window) is ignored and the new pass starts over.
+        let resume = match &cursor {
+            Some(c) if c.pass_until == Some(until) && c.pass_since == since => Resume {
+                after: c.last_id,
+                pages: c.page.max(0) as u64,
+                rows: c.rows.max(0) as u64,
+            },
+            _ => Resume::default(),
+        };
+        let pass = PassCursor {
+            resource: resource.to_owned(),
+            since,
+            until,
+            watermark,
+        };
+        Ok((pass, resume))
+    }
+
+    /// The cursor once the pass is complete.
+    pub(crate) fn complete(&self, scope: &str) -> CursorUpdate {
+        pass_complete(&self.resource, scope, self.watermark, self.until)
+    }
+
+    /// The cursor after a page that did not end the pass.
+    pub(crate) fn at(
+        &self,
+        scope: &str,
+        last_id: Option<i64>,
+        page: u64,
+        rows: u64,
+        expected: Option<u64>,
+    ) -> CursorUpdate {
+        PassPosition {
+            since: self.since,
+            until: self.until,
+            last_id,
+            page: page as i64,
+            rows: rows as i64,
+            expected_rows: expected.map(|e| e as i64),
+        }
+        .cursor(&self.resource, scope, self.watermark)
+    }
+
+    /// Records a pass that had nothing to read as complete, for freshness reporting.
+    pub(crate) async fn finish(&self, ctx: &PassCtx<'_>) -> Result<PassEnd> {
+        let store = ctx.store.clone();
+        let update = self.complete(&ctx.scope);
+        blocking(move || store.save_cursor(&update)).await?;
+        Ok(PassEnd::Complete)
+    }
+}
+
+/// Where a keyset walk starts: after `after`, with `pages` and `rows` already committed.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Resume {
+    pub(crate) after: Option<i64>,
+    pub(crate) pages: u64,
+    pub(crate) rows: u64,
+}
+
+/// Which cursor a keyset walk moves.
+pub(crate) enum CursorPlan {
+    /// The pass's own cursor: every page moves it, the last one completes it.
+    Pass(PassCursor),
+    /// Only the last page carries this cursor (or none): the walk is one step of a larger pass.
+    AtEnd(Option<CursorUpdate>),
+}
+
+/// A keyset walk (see `ft_api::KeysetPager`).
+pub(crate) struct Keyset<'a> {
+    pub(crate) model: &'a dyn Model,
+    pub(crate) path: String,
+    /// The scope's filters and time window.
+    pub(crate) base: Query,
+    pub(crate) resume: Resume,
+    pub(crate) cursor: CursorPlan,
+    pub(crate) enqueue_reason: Option<String>,
+    /// Stored ids the walk must see again: those it did not see are marked deleted with its
+    /// last page. Only meaningful when the walk reads every row of a set (no time window).
+    pub(crate) expect: Option<Vec<i64>>,
+    /// Whether a backfill steps aside after a page when hotter work is due.
+    pub(crate) yield_after_page: bool,
+}
+
+/// Walks a listing by keyset, committing page by page.
+pub(crate) async fn keyset(ctx: &mut PassCtx<'_>, walk: Keyset<'_>) -> Result<PassEnd> {
+    let Keyset {
+        model,
+        path,
+        base,
+        resume,
+        cursor,
+        enqueue_reason,
+        expect,
+        yield_after_page,
+    } = walk;
+    let table = model.table();
+    let mut pager = KeysetPager::new(base, ctx.per_page).resume_after(resume.after);
+    let (mut pages, mut rows) = (resume.pages, resume.rows);
+    let mut seen: HashSet<i64> = HashSet::new();
+    loop {
+        if ctx.stopping() {
+            return Ok(PassEnd::Interrupted);
+        }
+        let Some(fetched) = ctx.fetch(model, &path, &pager.query()).await? else {
+            return Ok(PassEnd::Interrupted);
+        };
+        let step = pager
+            .advance(&fetched.ids, fetched.total, fetched.per_page)
+            .map_err(|source| SyncError::Paging {
+                endpoint: path.clone(),
+                source,
+            })?;
+        let n = fetched.ids.len() as u64;
+        if expect.is_some() {
+            seen.extend(fetched.ids.iter().copied());
+        }
+        let deleted = match (&expect, step.done) {
+            (Some(expected), true) => {
+                let gone: Vec<i64> = expected
+                    .iter()
+                    .copied()
+                    .filter(|id| !seen.contains(id))
+                    .collect();
+                if !gone.is_empty() {
+                    tracing::info!(%table, scope = %ctx.scope, count = gone.len(), ids = ?gone, "rows no longer returned; marking them deleted");
+                }
+                gone
+            }
+            _ => Vec::new(),
+        };
+        let cursor_update = match (&cursor, step.done) {
+            (CursorPlan::Pass(pass), true) => Some(pass.complete(&ctx.scope)),
+            (CursorPlan::Pass(pass), false) => Some(pass.at(
+                &ctx.scope,
+                step.after,
+                pages + 1,
+                rows + n,
+                step.remaining.map(|r| rows + r),
+            )),
+            (CursorPlan::AtEnd(at_end), true) => at_end.clone(),
+            (CursorPlan::AtEnd(_), false) => None,
+        };
+        let total = step.remaining.map(|r| rows + r);
+        ctx.commit_page(PageCommit {
+            table,
+            path: path.clone(),
+            page_no: (pages + 1) as i64,
+            fetched,
+            keep_rows: true,
+            cursor: cursor_update,
+            enqueue_reason: enqueue_reason.clone(),
+            deleted,
+            progress: matches!(cursor, CursorPlan::Pass(_)).then_some((rows + n, total)),
+        })
+        .await?;
+        pages += 1;
+        rows += n;
+        if step.done {
+            return Ok(PassEnd::Complete);
+        }
+        if yield_after_page && ctx.should_yield().await? {
+            return Ok(PassEnd::Yielded);
+        }
+    }
+}
+
+/// Fetches one batch of ids (`filter[id]`, without any scope filter) and says which of them
+/// the API did not return.
+pub(crate) async fn fetch_ids(
+    ctx: &mut PassCtx<'_>,
+    model: &dyn Model,
+    ids: &[i64],
+) -> Result<Option<(Fetched, Vec<i64>)>> {
+    let path = model.path_for(None)?;
+    let query = model
+        .filter(Query::new(), "id", ids)
+        .sort(["id"])
+        .per_page(ID_BATCH as u32);
+    let Some(fetched) = ctx.fetch(model, &path, &query).await? else {
+        return Ok(None);
+    };
+    let returned: HashSet<i64> = fetched.ids.iter().copied().collect();
+    let gone = ids
+        .iter()
+        .copied()
+        .filter(|id| !returned.contains(id))
+        .collect();
+    Ok(Some((fetched, gone)))
+}
+
+#[cfg(test)]
+mod tests;

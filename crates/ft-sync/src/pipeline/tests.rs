@@ -1,0 +1,501 @@
+//! The page pipeline against a scripted page source: every pass shape commits through one
+//! place, and every shape refuses a page that is empty while `X-Total` says rows remain.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use ft_api::models::Location;
+use ft_api::{ClientSecret, FtClient, Links, Page, PagingError, RequestMeta};
+use ft_store::test_support::TestDb;
+use ft_store::{Fence, Lane, NewTask, Table};
+use serde_json::value::RawValue;
+use tokio::sync::{mpsc, watch};
+
+use super::*;
+use crate::progress::Progress;
+use crate::resource::{CampusFilter, Listing};
+use crate::task::{PAYLOAD_VERSION, PassMode, TaskPayload};
+
+/// A page source that answers with scripted pages of locations, in order, and records the
+/// queries it was sent.
+struct Scripted {
+    pages: Mutex<VecDeque<(Vec<i64>, Option<u64>)>>,
+    queries: Mutex<Vec<Query>>,
+}
+
+impl Scripted {
+    fn new(pages: impl IntoIterator<Item = (Vec<i64>, Option<u64>)>) -> Scripted {
+        Scripted {
+            pages: Mutex::new(pages.into_iter().collect()),
+            queries: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn queries(&self) -> Vec<Query> {
+        self.queries.lock().unwrap().clone()
+    }
+
+    fn left(&self) -> usize {
+        self.pages.lock().unwrap().len()
+    }
+}
+
+fn location(id: i64) -> Box<RawValue> {
+    let json = serde_json::json!({
+        "id": id,
+        "begin_at": "2026-11-01T10:00:00.000Z",
+        "end_at": null,
+        "primary": true,
+        "host": format!("c1r1s{id}"),
+        "campus_id": 1,
+        "user": {"id": 1000 + id, "login": format!("u{id}")},
+    });
+    RawValue::from_string(json.to_string()).unwrap()
+}
+
+impl Model for Scripted {
+    fn table(&self) -> Table {
+        Table::Locations
+    }
+    fn path(&self) -> &'static str {
+        "/v2/locations"
+    }
+    fn path_for(&self, _campus: Option<i64>) -> Result<String> {
+        Ok("/v2/locations".to_owned())
+    }
+    fn filter(&self, query: Query, name: &str, values: &[i64]) -> Query {
+        query.filter(name, values.iter().copied())
+    }
+    fn fetch<'a>(
+        &'a self,
+        _client: &'a FtClient,
+        _path: &'a str,
+        query: &'a Query,
+    ) -> BoxFuture<'a, Result<Fetched>> {
+        self.queries.lock().unwrap().push(query.clone());
+        let (ids, total) = self
+            .pages
+            .lock()
+            .unwrap()
+            .pop_front()
+            .expect("the pass asked for more pages than scripted");
+        Box::pin(async move {
+            let raw: Vec<Box<RawValue>> = ids.iter().map(|&id| location(id)).collect();
+            let items: Vec<Location> = raw
+                .iter()
+                .map(|r| serde_json::from_str(r.get()).unwrap())
+                .collect();
+            let page = Page {
+                items,
+                raw,
+                page: 1,
+                per_page: 2,
+                total,
+                links: Links::default(),
+                meta: RequestMeta {
+                    status: 200,
+                    ..RequestMeta::default()
+                },
+            };
+            Fetched::map(page, crate::mapping::locations, |_| true)
+        })
+    }
+}
+
+struct Harness {
+    db: TestDb,
+    client: FtClient,
+    fence: Fence,
+    progress: ProgressTx,
+    events: mpsc::UnboundedReceiver<Progress>,
+    _stop: watch::Sender<bool>,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Harness {
+    fn new() -> Harness {
+        let db = TestDb::sqlite();
+        let now = Utc::now().naive_utc();
+        db.store()
+            .enqueue(&NewTask {
+                kind: "locations".to_owned(),
+                scope: "campus:1".to_owned(),
+                payload: serde_json::json!({}),
+                lane: Lane::Hot,
+                priority: 0,
+                next_run_at: now,
+                dedupe_key: None,
+            })
+            .unwrap();
+        let fence = db
+            .store()
+            .claim("pipeline-test", Duration::from_secs(60), now)
+            .unwrap()
+            .expect("the task just enqueued")
+            .fence;
+        // Never contacted: every page comes from the scripted source.
+        let client = FtClient::builder()
+            .base_url("http://127.0.0.1:9")
+            .client_id("unused")
+            .client_secret(ClientSecret::new("unused"))
+            .build()
+            .unwrap();
+        let (progress, events) = mpsc::unbounded_channel();
+        let (stop, shutdown) = watch::channel(false);
+        Harness {
+            db,
+            client,
+            fence,
+            progress,
+            events,
+            _stop: stop,
+            shutdown,
+        }
+    }
+
+    fn ctx(&self) -> PassCtx<'_> {
+        PassCtx {
+            client: &self.client,
+            store: self.db.store(),
+            fence: &self.fence,
+            progress: &self.progress,
+            shutdown: self.shutdown.clone(),
+            per_page: 2,
+            archive: None,
+            priority: 0,
+            lane: Lane::Hot,
+            max_relation_users: 25,
+            scope: "campus:1".to_owned(),
+            stats: PassStats::default(),
+        }
+    }
+
+    fn live_ids(&self) -> Vec<i64> {
+        self.db
+            .store()
+            .live_ids(Table::Locations, "campus_id", 1)
+            .unwrap()
+    }
+
+    fn page_events(&mut self) -> Vec<(u64, Option<u64>, u64)> {
+        let mut out = Vec::new();
+        while let Ok(e) = self.events.try_recv() {
+            if let Progress::Page {
+                rows,
+                total,
+                pages_done,
+                ..
+            } = e
+            {
+                out.push((rows, total, pages_done));
+            }
+        }
+        out
+    }
+}
+
+fn until() -> chrono::NaiveDateTime {
+    Utc.with_ymd_and_hms(2026, 11, 2, 0, 0, 0)
+        .unwrap()
+        .naive_utc()
+}
+
+fn pass_cursor() -> PassCursor {
+    PassCursor {
+        resource: "locations".to_owned(),
+        since: None,
+        until: until(),
+        watermark: None,
+    }
+}
+
+fn walk<'a>(model: &'a Scripted, expect: Option<Vec<i64>>, cursor: CursorPlan) -> Keyset<'a> {
+    Keyset {
+        model,
+        path: "/v2/locations".to_owned(),
+        base: Query::new().filter("campus_id", [1]),
+        resume: Resume::default(),
+        cursor,
+        enqueue_reason: None,
+        expect,
+        yield_after_page: true,
+    }
+}
+
+fn is_empty_page(e: &SyncError, remaining: u64) -> bool {
+    matches!(e, SyncError::Paging { source: PagingError::EmptyPage { remaining: r }, .. } if *r == remaining)
+}
+
+#[tokio::test]
+async fn a_keyset_walk_commits_each_page_with_its_cursor_and_reports_progress() {
+    let mut h = Harness::new();
+    let model = Scripted::new([
+        (vec![1, 2], Some(5)),
+        (vec![3, 4], Some(3)),
+        (vec![5], Some(1)),
+    ]);
+    let mut ctx = h.ctx();
+    let end = keyset(
+        &mut ctx,
+        walk(&model, None, CursorPlan::Pass(pass_cursor())),
+    )
+    .await
+    .unwrap();
+    assert_eq!(end, PassEnd::Complete);
+    assert_eq!(ctx.stats, PassStats { rows: 5, pages: 3 });
+    drop(ctx);
+    assert_eq!(h.live_ids(), vec![1, 2, 3, 4, 5]);
+    let ranges: Vec<Option<String>> = model
+        .queries()
+        .iter()
+        .map(|q| q.get("range[id]").map(str::to_owned))
+        .collect();
+    assert_eq!(
+        ranges,
+        [
+            None,
+            Some("3,2147483647".to_owned()),
+            Some("5,2147483647".to_owned())
+        ]
+    );
+    assert!(model.queries().iter().all(|q| q.get("sort") == Some("id")));
+    let cursor =
+        h.db.store()
+            .cursor("locations", "campus:1")
+            .unwrap()
+            .unwrap();
+    assert_eq!(
+        cursor.watermark,
+        Some(until()),
+        "complete: watermark at the window's end"
+    );
+    assert_eq!(cursor.last_id, None);
+    assert_eq!(
+        h.page_events(),
+        [(2, Some(5), 1), (4, Some(5), 2), (5, Some(5), 3)]
+    );
+    assert_eq!(h.db.store().fetch_log_count().unwrap(), 3);
+}
+
+#[tokio::test]
+async fn a_keyset_walk_refuses_an_empty_page_while_rows_remain_and_keeps_its_place() {
+    let h = Harness::new();
+    let model = Scripted::new([(vec![1, 2], Some(4)), (vec![], Some(2))]);
+    let mut ctx = h.ctx();
+    let err = keyset(
+        &mut ctx,
+        walk(&model, None, CursorPlan::Pass(pass_cursor())),
+    )
+    .await
+    .unwrap_err();
+    assert!(is_empty_page(&err, 2), "{err}");
+    assert_eq!(ctx.stats.pages, 1, "the empty page was not committed");
+    drop(ctx);
+    let cursor =
+        h.db.store()
+            .cursor("locations", "campus:1")
+            .unwrap()
+            .unwrap();
+    assert_eq!(
+        cursor.last_id,
+        Some(2),
+        "a retry resumes after the last good page"
+    );
+    assert_eq!(cursor.watermark, None, "the pass is not complete");
+}
+
+#[tokio::test]
+async fn a_keyset_walk_refuses_ids_that_do_not_ascend_above_the_cursor() {
+    let h = Harness::new();
+    // The server ignored sort=id: newest first.
+    let model = Scripted::new([(vec![9, 4], Some(4))]);
+    let err = keyset(
+        &mut h.ctx(),
+        walk(&model, None, CursorPlan::Pass(pass_cursor())),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SyncError::Paging {
+                source: PagingError::NotAscending { previous: 9, id: 4 },
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // The server ignored range[id]: the second page starts over.
+    let model = Scripted::new([(vec![1, 2], Some(4)), (vec![1, 2], Some(4))]);
+    let err = keyset(
+        &mut h.ctx(),
+        walk(&model, None, CursorPlan::Pass(pass_cursor())),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SyncError::Paging {
+                source: PagingError::BelowCursor { after: 2, id: 1 },
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(h.live_ids(), vec![1, 2], "only the good page was committed");
+}
+
+#[tokio::test]
+async fn a_user_batch_marks_unseen_rows_deleted_with_its_last_page_only() {
+    let h = Harness::new();
+    // Stored: 1..=5. The batch returns 1, 2, 4 over two pages.
+    let seed = Scripted::new([
+        (vec![1, 2], Some(5)),
+        (vec![3, 4], Some(3)),
+        (vec![5], Some(1)),
+    ]);
+    keyset(&mut h.ctx(), walk(&seed, None, CursorPlan::AtEnd(None)))
+        .await
+        .unwrap();
+    let model = Scripted::new([(vec![1, 2], Some(3)), (vec![4], Some(1))]);
+    let end = keyset(
+        &mut h.ctx(),
+        walk(&model, Some(vec![1, 2, 3, 4, 5]), CursorPlan::AtEnd(None)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(end, PassEnd::Complete);
+    assert_eq!(h.live_ids(), vec![1, 2, 4]);
+}
+
+#[tokio::test]
+async fn a_user_batch_refuses_an_empty_page_and_deletes_nothing() {
+    let h = Harness::new();
+    let seed = Scripted::new([(vec![1, 2], Some(2))]);
+    keyset(&mut h.ctx(), walk(&seed, None, CursorPlan::AtEnd(None)))
+        .await
+        .unwrap();
+    let model = Scripted::new([(vec![], Some(2))]);
+    let err = keyset(
+        &mut h.ctx(),
+        walk(&model, Some(vec![1, 2]), CursorPlan::AtEnd(None)),
+    )
+    .await
+    .unwrap_err();
+    assert!(is_empty_page(&err, 2), "{err}");
+    assert_eq!(h.live_ids(), vec![1, 2], "an empty page deletes nothing");
+}
+
+#[tokio::test]
+async fn an_id_batch_names_what_the_api_did_not_return_and_refuses_an_empty_page() {
+    let h = Harness::new();
+    let model = Scripted::new([(vec![2, 3], Some(2)), (vec![], Some(3))]);
+    let mut ctx = h.ctx();
+    let (fetched, gone) = fetch_ids(&mut ctx, &model, &[1, 2, 3, 4])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(fetched.ids, vec![2, 3]);
+    assert_eq!(gone, vec![1, 4]);
+    let q = &model.queries()[0];
+    assert_eq!(q.get("filter[id]"), Some("1,2,3,4"));
+    assert_eq!(
+        q.get("filter[campus_id]"),
+        None,
+        "asked for by id without the scope filter"
+    );
+    let err = fetch_ids(&mut ctx, &model, &[5, 6, 7])
+        .await
+        .map(|_| ())
+        .unwrap_err();
+    assert!(is_empty_page(&err, 3), "{err}");
+}
+
+fn deletion_payload() -> TaskPayload {
+    TaskPayload {
+        version: PAYLOAD_VERSION,
+        listing: Listing::LocationsDeletions,
+        campus_id: Some(1),
+        ids: None,
+        mode: PassMode::Full,
+        since: None,
+        until: until().and_utc(),
+        enqueue_changed_users: false,
+        after: Vec::new(),
+        max_users: None,
+    }
+}
+
+#[tokio::test]
+async fn a_deletion_check_confirms_candidates_by_id_before_marking_them_deleted() {
+    let h = Harness::new();
+    let seed = Scripted::new([
+        (vec![1, 2], Some(5)),
+        (vec![3, 4], Some(3)),
+        (vec![5], Some(1)),
+    ]);
+    keyset(&mut h.ctx(), walk(&seed, None, CursorPlan::AtEnd(None)))
+        .await
+        .unwrap();
+    // Counts agree (5 stored, 5 served): one request, nothing deleted.
+    let model = Scripted::new([(vec![1, 2], Some(5))]);
+    let mut ctx = h.ctx();
+    let end = crate::relations::deletions_with(
+        &mut ctx,
+        &deletion_payload(),
+        &model,
+        CampusFilter::Filter("campus_id"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(end, PassEnd::Complete);
+    assert_eq!(model.left(), 0);
+    assert_eq!(model.queries()[0].get("filter[campus_id]"), Some("1"));
+    drop(ctx);
+
+    let model = Scripted::new([
+        // 1..MAX: 4 rows served, 5 stored: counts differ; the page covers 1..2.
+        (vec![1, 2], Some(4)),
+        // The rest is split at the stored ids' median (3..3 and 4..MAX).
+        (vec![], Some(0)),
+        (vec![4, 5], Some(2)),
+        // Candidate 3 asked for by id: gone.
+        (vec![], Some(0)),
+    ]);
+    let end = crate::relations::deletions_with(
+        &mut h.ctx(),
+        &deletion_payload(),
+        &model,
+        CampusFilter::Filter("campus_id"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(end, PassEnd::Complete);
+    assert_eq!(model.left(), 0);
+    assert_eq!(h.live_ids(), vec![1, 2, 4, 5]);
+    let by_id = model.queries().pop().unwrap();
+    assert_eq!(by_id.get("filter[id]"), Some("3"));
+}
+
+#[tokio::test]
+async fn a_deletion_check_refuses_an_empty_range_page_and_deletes_nothing() {
+    let h = Harness::new();
+    let seed = Scripted::new([(vec![1, 2], Some(3)), (vec![3], Some(1))]);
+    keyset(&mut h.ctx(), walk(&seed, None, CursorPlan::AtEnd(None)))
+        .await
+        .unwrap();
+    let model = Scripted::new([(vec![], Some(2))]);
+    let err = crate::relations::deletions_with(
+        &mut h.ctx(),
+        &deletion_payload(),
+        &model,
+        CampusFilter::Filter("campus_id"),
+    )
+    .await
+    .unwrap_err();
+    assert!(is_empty_page(&err, 2), "{err}");
+    assert_eq!(h.live_ids(), vec![1, 2, 3]);
+}
