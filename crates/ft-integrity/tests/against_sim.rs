@@ -11,7 +11,7 @@ use ft_api::{ClientSecret, FtClient, RateConfig};
 use ft_integrity::{Options, SPOT_CHECK, Severity, SpotCheck};
 use ft_sim::{Drift, Limits, SimHandle};
 use ft_store::test_support::TestDb;
-use ft_store::{ApplyPage, Rows, Store, Table};
+use ft_store::{ApplyPage, IdsWhere, Rows, Store, Table};
 use ft_sync::{Engine, EngineConfig, Mode, SyncRequest, What, progress};
 
 fn limits() -> Limits {
@@ -218,7 +218,7 @@ async fn api_totals_agree_after_a_full_sync_and_see_rows_missing_from_the_store(
 
         // Plant: three projects_users vanish from the store.
         let ids: Vec<i64> = store
-            .ids(Table::ProjectsUsers)
+            .live_ids(Table::ProjectsUsers, IdsWhere::All)
             .unwrap()
             .into_iter()
             .take(3)

@@ -158,30 +158,6 @@ impl Store {
         Ok(found.into_iter().flatten().collect())
     }
 
-    /// Ids of live rows of `table` whose integer `column` is one of `values`, sorted.
-    pub fn live_ids_in(
-        &self,
-        table: Table,
-        column: &str,
-        values: &[i64],
-    ) -> Result<Vec<i64>, StoreError> {
-        let column = crate::reads::checked_column(table, column)?;
-        let mut ids = Vec::new();
-        for chunk in values.chunks(crate::apply::IDS_PER_STATEMENT) {
-            // Integers are written into the statement: binding them one by one could exceed
-            // SQLite's parameter limit.
-            let list: Vec<String> = chunk.iter().map(i64::to_string).collect();
-            let sql = format!(
-                "SELECT id FROM {table} WHERE {column} IN ({}) AND deleted_at IS NULL",
-                list.join(",")
-            );
-            ids.extend(self.ids_sql(&sql, table)?);
-        }
-        ids.sort_unstable();
-        ids.dedup();
-        Ok(ids)
-    }
-
     /// User ids with a live campus_user in `campus_id` (only the primary memberships when
     /// `primary_only`), sorted.
     pub fn campus_user_ids(
@@ -198,7 +174,7 @@ impl Store {
             "SELECT DISTINCT user_id AS id FROM campus_users \
              WHERE campus_id = {campus_id} AND deleted_at IS NULL{primary} ORDER BY 1"
         );
-        self.ids_sql(&sql, Table::CampusUsers)
+        self.load_ids(&sql, None, Table::CampusUsers)
     }
 
     /// Ids of the live coalitions of the live blocs of `campus_id`, sorted.
@@ -207,7 +183,7 @@ impl Store {
             "SELECT id FROM coalitions WHERE deleted_at IS NULL AND bloc_id IN \
              (SELECT id FROM blocs WHERE campus_id = {campus_id} AND deleted_at IS NULL) ORDER BY id"
         );
-        self.ids_sql(&sql, Table::Coalitions)
+        self.load_ids(&sql, None, Table::Coalitions)
     }
 
     /// Ids of live open sessions (`end_at` NULL) at `campus_id`, sorted.
@@ -216,7 +192,7 @@ impl Store {
             "SELECT id FROM locations WHERE campus_id = {campus_id} \
              AND end_at IS NULL AND deleted_at IS NULL ORDER BY id"
         );
-        self.ids_sql(&sql, Table::Locations)
+        self.load_ids(&sql, None, Table::Locations)
     }
 
     /// User ids that live rows of the user-scoped tables refer to but that are not in `users`,
@@ -239,13 +215,6 @@ impl Store {
              ORDER BY 1 LIMIT {limit}",
             parts.join(" UNION ALL ")
         );
-        self.ids_sql(&sql, Table::Users)
-    }
-
-    fn ids_sql(&self, sql: &str, table: Table) -> Result<Vec<i64>, StoreError> {
-        let ids: Vec<Id> = with_conn!(self, |conn| diesel::sql_query(sql)
-            .load(conn)
-            .map_err(StoreError::q("list ids", table.as_str())))?;
-        Ok(ids.into_iter().map(|row| row.id).collect())
+        self.load_ids(&sql, None, Table::Users)
     }
 }

@@ -59,7 +59,7 @@ pub use error::StoreError;
 pub use lock::{LockWait, WriterLock};
 pub use logs::{FetchLogRecord, IntegrityRun, RELATION_TAKE_LEASE, SyncRun};
 pub use rate_ledger::RateLedger;
-pub use reads::StoredRow;
+pub use reads::{Column, IdsWhere, StoredRow};
 pub use rows::{Rows, Table, UnknownTable};
 pub use store::{Backend, POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS, Store, StoreOptions, redact_url};
 pub use tasks::{ClaimedTask, Lane, NewTask, Task, TaskFilter, TaskState};

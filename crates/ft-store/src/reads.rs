@@ -18,6 +18,45 @@ pub struct StoredRow {
     pub deleted_at: Option<NaiveDateTime>,
 }
 
+/// A mirror-table column that id reads filter on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Column {
+    /// `user_id`.
+    UserId,
+    /// `campus_id`.
+    CampusId,
+    /// `coalition_id`.
+    CoalitionId,
+    /// `end_at` (locations).
+    EndAt,
+}
+
+impl Column {
+    /// The column's SQL name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Column::UserId => "user_id",
+            Column::CampusId => "campus_id",
+            Column::CoalitionId => "coalition_id",
+            Column::EndAt => "end_at",
+        }
+    }
+}
+
+/// Which live rows [`Store::live_ids`] returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdsWhere<'a> {
+    /// Every live row.
+    All,
+    /// Rows whose integer column equals the value.
+    Eq(Column, i64),
+    /// Rows whose integer column is one of the values.
+    In(Column, &'a [i64]),
+    /// Rows whose column is NULL.
+    Null(Column),
+}
+
 #[derive(QueryableByName)]
 struct Id {
     #[diesel(sql_type = diesel::sql_types::BigInt)]
@@ -79,8 +118,66 @@ impl Store {
         }))
     }
 
-    /// Ids of live rows (not marked deleted) of `table`, sorted.
-    pub fn ids(&self, table: Table) -> Result<Vec<i64>, StoreError> {
+    /// Ids of live rows (not marked deleted) of `table` that match `filter`, sorted: the one
+    /// id read the engine and the checks use, e.g. the members of a campus
+    /// (`Table::CampusUsers`, `IdsWhere::Eq(Column::CampusId, 12)`), the rows of some users
+    /// (`IdsWhere::In(Column::UserId, &users)`) or open sessions
+    /// (`IdsWhere::Null(Column::EndAt)`). A column the table does not have is an error.
+    pub fn live_ids(&self, table: Table, filter: IdsWhere<'_>) -> Result<Vec<i64>, StoreError> {
+        let condition = match filter {
+            IdsWhere::All => return self.all_live_ids(table),
+            IdsWhere::Eq(column, _) => format!(
+                "{} = {}",
+                checked_column(table, column.as_str())?,
+                self.placeholder(1)
+            ),
+            IdsWhere::Null(column) => {
+                format!("{} IS NULL", checked_column(table, column.as_str())?)
+            }
+            IdsWhere::In(column, values) => {
+                let column = checked_column(table, column.as_str())?;
+                let mut ids = Vec::new();
+                for chunk in values.chunks(crate::apply::IDS_PER_STATEMENT) {
+                    // Integers are written into the statement: binding them one by one could
+                    // exceed SQLite's parameter limit.
+                    let list: Vec<String> = chunk.iter().map(i64::to_string).collect();
+                    let sql = format!(
+                        "SELECT id FROM {table} WHERE {column} IN ({}) AND deleted_at IS NULL",
+                        list.join(",")
+                    );
+                    ids.extend(self.load_ids(&sql, None, table)?);
+                }
+                ids.sort_unstable();
+                ids.dedup();
+                return Ok(ids);
+            }
+        };
+        let sql =
+            format!("SELECT id FROM {table} WHERE {condition} AND deleted_at IS NULL ORDER BY id");
+        let bind = match filter {
+            IdsWhere::Eq(_, value) => Some(value),
+            _ => None,
+        };
+        self.load_ids(&sql, bind, table)
+    }
+
+    /// The largest live id of `table` that is not in `ids`, if any: a row the API is expected
+    /// to still have, asked for beside ids that all came back missing, to tell a real "gone"
+    /// from an answer that lost everything.
+    pub fn live_id_outside(&self, table: Table, ids: &[i64]) -> Result<Option<i64>, StoreError> {
+        let outside = if ids.is_empty() {
+            String::new()
+        } else {
+            let list: Vec<String> = ids.iter().map(i64::to_string).collect();
+            format!(" AND id NOT IN ({})", list.join(","))
+        };
+        let sql = format!(
+            "SELECT id FROM {table} WHERE deleted_at IS NULL{outside} ORDER BY id DESC LIMIT 1"
+        );
+        Ok(self.load_ids(&sql, None, table)?.into_iter().next())
+    }
+
+    fn all_live_ids(&self, table: Table) -> Result<Vec<i64>, StoreError> {
         with_conn!(self, |conn| for_table!(table, |t, _R| {
             t::table
                 .filter(t::deleted_at.is_null())
@@ -91,27 +188,6 @@ impl Store {
         }))
     }
 
-    /// Ids of live rows of `table` whose integer `column` equals `value`, sorted; for example
-    /// the users of a campus (`Table::CampusUsers`, `"campus_id"`) when detecting deletions.
-    pub fn live_ids(&self, table: Table, column: &str, value: i64) -> Result<Vec<i64>, StoreError> {
-        let column = checked_column(table, column)?;
-        let sql = format!(
-            "SELECT id FROM {table} WHERE {column} = {} AND deleted_at IS NULL ORDER BY id",
-            self.placeholder(1)
-        );
-        self.load_ids(&sql, Some(value), table)
-    }
-
-    /// Ids of live rows of `table` where `column` is NULL, sorted; for example open sessions
-    /// (`Table::Locations`, `"end_at"`).
-    pub fn ids_where_null(&self, table: Table, column: &str) -> Result<Vec<i64>, StoreError> {
-        let column = checked_column(table, column)?;
-        let sql = format!(
-            "SELECT id FROM {table} WHERE {column} IS NULL AND deleted_at IS NULL ORDER BY id"
-        );
-        self.load_ids(&sql, None, table)
-    }
-
     fn placeholder(&self, n: usize) -> String {
         match self.backend() {
             Backend::Postgres => format!("${n}"),
@@ -119,7 +195,13 @@ impl Store {
         }
     }
 
-    fn load_ids(&self, sql: &str, bind: Option<i64>, table: Table) -> Result<Vec<i64>, StoreError> {
+    /// Runs `sql` (which selects an integer `id` column), optionally with one integer bind.
+    pub(crate) fn load_ids(
+        &self,
+        sql: &str,
+        bind: Option<i64>,
+        table: Table,
+    ) -> Result<Vec<i64>, StoreError> {
         let ids: Vec<Id> = with_conn!(self, |conn| match bind {
             Some(value) => diesel::sql_query(sql)
                 .bind::<diesel::sql_types::BigInt, _>(value)

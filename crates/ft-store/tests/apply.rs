@@ -10,7 +10,8 @@ use diesel::connection::SimpleConnection;
 use ft_store::rows::LocationRow;
 use ft_store::test_support::TestDb;
 use ft_store::{
-    ApplyPage, Backend, CursorUpdate, Fence, FetchLogEntry, Lane, NewTask, Rows, StoreError, Table,
+    ApplyPage, Backend, Column, CursorUpdate, Fence, FetchLogEntry, IdsWhere, Lane, NewTask, Rows,
+    StoreError, Table,
 };
 
 fn cursor(page: i64) -> CursorUpdate {
@@ -272,11 +273,15 @@ fn deletions_and_generic_reads() {
             .apply_page(ApplyPage::rows(Rows::Locations(rows)))
             .unwrap();
         assert_eq!(
-            store.live_ids(Table::Locations, "campus_id", 7).unwrap(),
+            store
+                .live_ids(Table::Locations, IdsWhere::Eq(Column::CampusId, 7))
+                .unwrap(),
             vec![1, 2, 3]
         );
         assert_eq!(
-            store.ids_where_null(Table::Locations, "end_at").unwrap(),
+            store
+                .live_ids(Table::Locations, IdsWhere::Null(Column::EndAt))
+                .unwrap(),
             vec![2, 4]
         );
 
@@ -288,14 +293,21 @@ fn deletions_and_generic_reads() {
         let outcome = store.apply_page(page).unwrap();
         assert_eq!(outcome.marked_deleted, 2);
         assert_eq!(
-            store.live_ids(Table::Locations, "campus_id", 7).unwrap(),
+            store
+                .live_ids(Table::Locations, IdsWhere::Eq(Column::CampusId, 7))
+                .unwrap(),
             vec![1]
         );
         assert_eq!(
-            store.ids_where_null(Table::Locations, "end_at").unwrap(),
+            store
+                .live_ids(Table::Locations, IdsWhere::Null(Column::EndAt))
+                .unwrap(),
             vec![4]
         );
-        assert_eq!(store.ids(Table::Locations).unwrap(), vec![1, 4]);
+        assert_eq!(
+            store.live_ids(Table::Locations, IdsWhere::All).unwrap(),
+            vec![1, 4]
+        );
         assert_eq!(store.count(Table::Locations, false).unwrap(), 2);
         assert_eq!(store.count(Table::Locations, true).unwrap(), 4);
         // Marking again does not move deleted_at.
@@ -312,11 +324,16 @@ fn deletions_and_generic_reads() {
             .collect();
         assert_eq!(deleted, vec![2, 3]);
 
+        // Columns are typed, and one the table does not have is refused, not spliced in.
         let err = store
-            .live_ids(Table::Locations, "campus_id; DROP TABLE users", 1)
+            .live_ids(Table::Locations, IdsWhere::Eq(Column::CoalitionId, 1))
             .unwrap_err();
         assert!(matches!(err, StoreError::UnknownColumn { .. }), "{err}");
-        assert!(store.ids_where_null(Table::Users, "nope").is_err());
+        assert!(
+            store
+                .live_ids(Table::Users, IdsWhere::Null(Column::EndAt))
+                .is_err()
+        );
     }
 }
 

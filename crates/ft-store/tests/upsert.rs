@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use ft_store::test_support::TestDb;
-use ft_store::{ApplyPage, Rows, Table};
+use ft_store::{ApplyPage, IdsWhere, Rows, Table};
 
 #[test]
 fn every_table_round_trips_every_column_on_insert_and_update() {
@@ -134,7 +134,7 @@ fn batches_beyond_the_bind_parameter_limit_are_chunked() {
             .unwrap();
         assert_eq!(outcome.written, 3_000, "{}", db.backend());
         assert_eq!(store.count(Table::Users, false).unwrap(), 3_000);
-        let ids = store.ids(Table::Users).unwrap();
+        let ids = store.live_ids(Table::Users, IdsWhere::All).unwrap();
         assert_eq!(ids, (1..=3_000).collect::<Vec<_>>());
     }
 }

@@ -3,7 +3,7 @@
 
 use ft_api::endpoints as ep;
 use ft_api::{FtClient, Query};
-use ft_store::{Store, Table};
+use ft_store::{Column, IdsWhere, Store, Table};
 
 use crate::error::IntegrityError;
 use crate::finding::{Finding, Severity};
@@ -49,7 +49,7 @@ fn scopes(store: &Store) -> Result<Vec<Scope>, ft_store::StoreError> {
             local: store.count(table, false)?,
         });
     }
-    for campus in store.ids(Table::Campuses)? {
+    for campus in store.live_ids(Table::Campuses, IdsWhere::All)? {
         let label = format!("campus:{campus}");
         let members = store.campus_user_ids(campus, false)?;
         let primary = store.campus_user_ids(campus, true)?;
@@ -69,7 +69,7 @@ fn scopes(store: &Store) -> Result<Vec<Scope>, ft_store::StoreError> {
                 ep::CAMPUS_USERS.path(),
                 "campus_id",
                 store
-                    .live_ids(Table::CampusUsers, "campus_id", campus)?
+                    .live_ids(Table::CampusUsers, IdsWhere::Eq(Column::CampusId, campus))?
                     .len() as i64,
             ),
             (
@@ -77,7 +77,7 @@ fn scopes(store: &Store) -> Result<Vec<Scope>, ft_store::StoreError> {
                 ep::CURSUS_USERS.path(),
                 "campus_id",
                 store
-                    .live_ids_in(Table::CursusUsers, "user_id", &primary)?
+                    .live_ids(Table::CursusUsers, IdsWhere::In(Column::UserId, &primary))?
                     .len() as i64,
             ),
             (
@@ -85,20 +85,24 @@ fn scopes(store: &Store) -> Result<Vec<Scope>, ft_store::StoreError> {
                 ep::PROJECTS_USERS.path(),
                 "campus",
                 store
-                    .live_ids_in(Table::ProjectsUsers, "user_id", &primary)?
+                    .live_ids(Table::ProjectsUsers, IdsWhere::In(Column::UserId, &primary))?
                     .len() as i64,
             ),
             (
                 Table::Blocs,
                 ep::BLOCS.path(),
                 "campus_id",
-                store.live_ids(Table::Blocs, "campus_id", campus)?.len() as i64,
+                store
+                    .live_ids(Table::Blocs, IdsWhere::Eq(Column::CampusId, campus))?
+                    .len() as i64,
             ),
             (
                 Table::Locations,
                 ep::LOCATIONS.path(),
                 "campus_id",
-                store.live_ids(Table::Locations, "campus_id", campus)?.len() as i64,
+                store
+                    .live_ids(Table::Locations, IdsWhere::Eq(Column::CampusId, campus))?
+                    .len() as i64,
             ),
         ];
         for (table, endpoint, filter, local) in campus_filtered {
@@ -121,7 +125,10 @@ fn scopes(store: &Store) -> Result<Vec<Scope>, ft_store::StoreError> {
                     coalitions.iter().copied(),
                 ),
                 local: store
-                    .live_ids_in(Table::CoalitionsUsers, "coalition_id", &coalitions)?
+                    .live_ids(
+                        Table::CoalitionsUsers,
+                        IdsWhere::In(Column::CoalitionId, &coalitions),
+                    )?
                     .len() as i64,
             });
         }
