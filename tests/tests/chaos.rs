@@ -601,7 +601,13 @@ fn compare_table(
 fn lower_bound(truth: &ft_sim::Truth) -> usize {
     tables(WHAT)
         .iter()
-        .map(|t| truth.table(t.as_str()).len().div_ceil(100).max(1))
+        .map(|t| {
+            let per_page = match t.as_str() {
+                "projects" => ft_api::endpoints::PROJECTS.max_per_page() as usize,
+                _ => 100,
+            };
+            truth.table(t.as_str()).len().div_ceil(per_page).max(1)
+        })
         .sum()
 }
 

@@ -115,9 +115,13 @@ pub const CAMPUSES: ListEndpoint<Campus> =
     ListEndpoint::new("/v2/campus", &["id"], DEFAULT_PER_PAGE);
 /// `/v2/cursus`.
 pub const CURSUS: ListEndpoint<Cursus> = ListEndpoint::new("/v2/cursus", &["id"], DEFAULT_PER_PAGE);
-/// `/v2/projects`.
+/// Rows per request on `/v2/projects`: a project carries every campus and session, and the
+/// real server times out on pages of 100.
+pub const PROJECTS_PER_PAGE: u32 = 30;
+
+/// `/v2/projects` (30 per page, see [`PROJECTS_PER_PAGE`]).
 pub const PROJECTS: ListEndpoint<Project> =
-    ListEndpoint::new("/v2/projects", &["id"], DEFAULT_PER_PAGE);
+    ListEndpoint::new("/v2/projects", &["id"], PROJECTS_PER_PAGE);
 /// `/v2/achievements`.
 pub const ACHIEVEMENTS: ListEndpoint<Achievement> =
     ListEndpoint::new("/v2/achievements", &["id"], DEFAULT_PER_PAGE);

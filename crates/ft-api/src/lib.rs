@@ -56,7 +56,9 @@ pub use event::{BudgetSnapshot, ClientEvent, ClientStats};
 pub use models::TokenInfo;
 pub use pacer::{BucketParams, DEFAULT_JITTER_MARGIN};
 pub use page::{Links, Page, RequestMeta};
-pub use pager::{ID_MAX, Identified, KeysetPager, PageStep, PagingError, check_ascending};
+pub use pager::{
+    ID_MAX, IdWindows, Identified, KeysetPager, PageStep, PagingError, check_ascending,
+};
 pub use query::{DEFAULT_PER_PAGE, Query, rfc3339};
 pub use secret::{AccessToken, ClientId, ClientSecret};
 pub use shared_budget::{ReserveFuture, SharedBudget, SharedBudgetError, SharedLimits};

@@ -31,8 +31,13 @@ pub struct EngineConfig {
     /// delta run skips a scope whose last complete pass is younger than its target, saving the
     /// budget for what is stale. Resources not listed are refreshed on every run.
     pub freshness: BTreeMap<String, Duration>,
-    /// Rows per request. The API clamps to 100.
+    /// Rows per request. The API clamps to 100; endpoints that time out on large pages
+    /// (`/v2/projects`) are read with smaller ones whatever this says.
     pub per_page: u32,
+    /// How far before a scope's watermark a delta window starts, per resource, for rows whose
+    /// time field can be recorded late (a location's `begin_at` is often written after the
+    /// session started). Resources not listed use [`EngineConfig::overlap`].
+    pub look_back: BTreeMap<String, Duration>,
 }
 
 impl Default for EngineConfig {
@@ -49,18 +54,36 @@ impl Default for EngineConfig {
             archive_retention_days: Some(30),
             freshness: default_freshness(),
             per_page: 100,
+            look_back: default_look_back(),
         }
     }
 }
 
+/// The default look-back per resource: locations' deltas start 6 hours before the watermark
+/// (sessions are often recorded late); every other delta starts `overlap` before it.
+pub fn default_look_back() -> BTreeMap<String, Duration> {
+    BTreeMap::from([("locations".to_owned(), Duration::from_secs(6 * 3600))])
+}
+
 /// The default freshness targets: achievements_users cost one request per 100 users of a
-/// campus when their network-wide window is large, and blocs (with their coalitions' scores)
-/// change slowly, so both are refreshed at most hourly; everything else on every run.
+/// campus when their network-wide window is large, blocs (with their coalitions' scores)
+/// change slowly, and deletion checks (one `X-Total` probe per campus and table when nothing
+/// was deleted) find what deltas cannot see but rarely anything new from one run to the next,
+/// so all of these are refreshed at most hourly by delta runs (a full run always does them);
+/// everything else on every run.
 pub fn default_freshness() -> BTreeMap<String, Duration> {
-    BTreeMap::from([
-        ("achievements_users".to_owned(), Duration::from_secs(3600)),
-        ("blocs".to_owned(), Duration::from_secs(3600)),
-    ])
+    let hourly = Duration::from_secs(3600);
+    [
+        "achievements_users",
+        "blocs",
+        "cursus_users_deletions",
+        "projects_users_deletions",
+        "coalitions_users_deletions",
+        "locations_deletions",
+    ]
+    .into_iter()
+    .map(|r| (r.to_owned(), hourly))
+    .collect()
 }
 
 /// Which resources a sync covers.

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use ft_api::{ClientEvent, FtClient};
-use ft_store::{Lane, NewTask, Store, Table, TaskState};
+use ft_store::{Lane, NewTask, Store, Table, TaskFilter, TaskState};
 use tokio::sync::watch;
 
 use crate::archive::Archive;
@@ -49,6 +49,9 @@ pub(crate) struct RunConfig {
     pub(crate) max_relation_users: usize,
 }
 
+/// How long a delta request leaves alone a scope that a still unfinished plan completed.
+const UNFINISHED_PLAN_DELTA_SKIP: chrono::Duration = chrono::Duration::minutes(10);
+
 /// What planning did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PlanSummary {
@@ -62,6 +65,9 @@ pub struct PlanSummary {
     pub delta: usize,
     /// Scopes left out because their last pass is younger than their freshness target.
     pub fresh: usize,
+    /// Scopes left out because a plan still in flight (pending or running tasks) already
+    /// completed them: a restart resumes that plan instead of reading them again.
+    pub done_in_unfinished_plan: usize,
 }
 
 /// What a run did: the CLI prints it and the engine stores it in `sync_runs`.
@@ -162,7 +168,29 @@ impl Engine {
             Some(ids) => ids.clone(),
             None => self.known_campuses().await?,
         };
-        self.plan_listings(req, &listings, &campuses).await
+        self.plan_listings(req, &listings, &campuses, self.now())
+            .await
+    }
+
+    /// The plan time and mode of every pending or running task.
+    async fn unfinished_plans(&self) -> Result<Vec<(DateTime<Utc>, PassMode)>> {
+        let store = self.store.clone();
+        let tasks = blocking(move || {
+            let mut live = Vec::new();
+            for state in [TaskState::Pending, TaskState::Running] {
+                live.extend(store.tasks(&TaskFilter {
+                    state: Some(state),
+                    ..TaskFilter::default()
+                })?);
+            }
+            Ok(live)
+        })
+        .await?;
+        Ok(tasks
+            .into_iter()
+            .filter_map(|t| serde_json::from_value::<TaskPayload>(t.payload).ok())
+            .map(|p| (p.until, p.mode))
+            .collect())
     }
 
     async fn known_campuses(&self) -> Result<Vec<i64>> {
@@ -180,9 +208,8 @@ impl Engine {
         req: &SyncRequest,
         listings: &[Listing],
         campuses: &[i64],
+        now: DateTime<Utc>,
     ) -> Result<PlanSummary> {
-        let now = self.now();
-        let overlap = chrono::Duration::from_std(self.config.overlap).unwrap_or_default();
         let mut summary = PlanSummary::default();
         let mut tasks = Vec::new();
         let mut modes = Vec::new();
@@ -192,6 +219,7 @@ impl Engine {
         // Piscine levels are re-read only on top of deltas: a full read of cursus_users
         // already has every level.
         let mut cursus_users_full = req.mode == Mode::Full;
+        let unfinished = self.unfinished_plans().await?;
         for &listing in listings {
             if listing == Listing::PiscineLevels && cursus_users_full {
                 continue;
@@ -221,6 +249,24 @@ impl Engine {
                     .await?
                 };
                 let watermark = cursor.and_then(|c| c.watermark).map(|w| w.and_utc());
+                // Completed by a plan that is still in flight (the run was interrupted, or
+                // another worker is on it): a full request does not read it again when that
+                // plan read whole scopes too; a delta skips it while it is younger than
+                // `UNFINISHED_PLAN_DELTA_SKIP` (a long backfill's early scopes still get their
+                // deltas).
+                if let Some(w) = watermark
+                    && !req.force
+                    && unfinished.iter().any(|&(until, mode)| {
+                        (until - w).abs() < chrono::Duration::milliseconds(1)
+                            && match req.mode {
+                                Mode::Full => mode == PassMode::Full,
+                                _ => now - w < UNFINISHED_PLAN_DELTA_SKIP,
+                            }
+                    })
+                {
+                    summary.done_in_unfinished_plan += 1;
+                    continue;
+                }
                 if let (Some(w), Some(target), false, false) = (
                     watermark,
                     self.config.freshness.get(resource),
@@ -234,7 +280,12 @@ impl Engine {
                 let delta_since = match (req.mode, watermark) {
                     (Mode::Full, _) | (_, None) => None,
                     (Mode::Delta | Mode::Auto, Some(w)) if listing.has_updated_at() => {
-                        Some(w - overlap)
+                        let look_back = self
+                            .config
+                            .look_back
+                            .get(resource)
+                            .unwrap_or(&self.config.overlap);
+                        Some(w - chrono::Duration::from_std(*look_back).unwrap_or_default())
                     }
                     _ => None,
                 };
@@ -332,6 +383,7 @@ impl Engine {
             full = summary.full,
             delta = summary.delta,
             fresh = summary.fresh,
+            done_in_unfinished_plan = summary.done_in_unfinished_plan,
             "sync planned"
         );
         if let Ok(backlog) = self.backlog().await {
@@ -359,6 +411,9 @@ impl Engine {
     ) -> Result<RunSummary> {
         let listings = listings_for(req.what);
         let run = RunHandle::start(self, "sync", &req).await?;
+        // One plan time for both stages: windows end there, and a scope this plan completed
+        // is recognised by it after an interruption.
+        let now = self.now();
         let (stop_tx, stop_rx) = watch::channel(false);
         let work = async {
             let mut tally = WorkerTally::default();
@@ -366,13 +421,13 @@ impl Engine {
                 // Campuses known: the whole plan goes into the queue in one transaction, so a
                 // crash at any moment leaves either all of it (a worker finishes it) or none.
                 Some(campuses) => {
-                    self.plan_listings(&req, &listings, campuses).await?;
+                    self.plan_listings(&req, &listings, campuses, now).await?;
                 }
                 // Every campus: sync the reference data first, to learn which campuses exist.
                 None => {
                     let (globals, scoped): (Vec<Listing>, Vec<Listing>) =
                         listings.iter().partition(|l| !l.after_campuses());
-                    self.plan_listings(&req, &globals, &[]).await?;
+                    self.plan_listings(&req, &globals, &[], now).await?;
                     tally.absorb(
                         self.drain(&progress, stop_rx.clone(), Drain::UntilIdle)
                             .await?,
@@ -381,7 +436,7 @@ impl Engine {
                         return Ok(tally);
                     }
                     let campuses = self.known_campuses().await?;
-                    self.plan_listings(&req, &scoped, &campuses).await?;
+                    self.plan_listings(&req, &scoped, &campuses, now).await?;
                 }
             }
             tally.absorb(

@@ -38,7 +38,7 @@ mod task;
 mod worker;
 
 pub use archive::{Archive, PruneSummary, ReplaySummary, replay};
-pub use config::{EngineConfig, Mode, SyncRequest, What, default_freshness};
+pub use config::{EngineConfig, Mode, SyncRequest, What, default_freshness, default_look_back};
 pub use engine::{Clock, Engine, PlanSummary, RunSummary};
 pub use error::SyncError;
 pub use planner::{Backlog, backlog};

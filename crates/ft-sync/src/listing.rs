@@ -157,6 +157,8 @@ async fn reread(ctx: &mut PassCtx<'_>, payload: &TaskPayload, ids: StoredIds) ->
         // Nothing to re-check: still record that the pass ran, for freshness reporting.
         return pass.finish(ctx).await;
     }
+    // Pages are numbered on from the cursor, so a resumed pass never reuses a number.
+    let mut page_no = resume.pages as i64;
     for (i, batch) in batches.iter().enumerate() {
         if ctx.stopping() {
             return Ok(PassEnd::Interrupted);
@@ -164,18 +166,22 @@ async fn reread(ctx: &mut PassCtx<'_>, payload: &TaskPayload, ids: StoredIds) ->
         let Some((fetched, gone)) = fetch_ids(ctx, resource.model, batch).await? else {
             return Ok(PassEnd::Interrupted);
         };
+        let gone = ctx
+            .verified_gone(resource.model, batch, gone, None, &mut page_no)
+            .await?;
         if !gone.is_empty() {
             tracing::info!(resource = resource.name, count = gone.len(), ids = ?gone, "rows no longer returned by the API; marking them deleted");
         }
+        page_no += 1;
         let cursor = if i + 1 == batches.len() {
             pass.complete(&ctx.scope)
         } else {
-            pass.at(&ctx.scope, batch.last().copied(), (i + 1) as u64, 0, None)
+            pass.at(&ctx.scope, batch.last().copied(), page_no as u64, 0, None)
         };
         ctx.commit_page(PageCommit {
             table: resource.table,
             path: resource.model.path().to_owned(),
-            page_no: (i + 1) as i64,
+            page_no,
             fetched,
             keep_rows: true,
             cursor: Some(cursor),

@@ -18,7 +18,9 @@ use std::time::Duration;
 
 use chrono::{NaiveDateTime, Utc};
 use ft_api::endpoints::ListEndpoint;
-use ft_api::{FtClient, Identified, KeysetPager, Page, PagingError, Query, RequestMeta};
+use ft_api::{
+    FtClient, IdWindows, Identified, KeysetPager, Page, PageStep, PagingError, Query, RequestMeta,
+};
 use ft_store::{ApplyPage, CursorUpdate, Fence, FetchLogEntry, Lane, Rows, Store, Table};
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
@@ -95,6 +97,10 @@ pub(crate) trait Model: Send + Sync {
     fn path_for(&self, campus: Option<i64>) -> Result<String>;
     /// `filter[name]=values`, checked against the endpoint's declared filters.
     fn filter(&self, query: Query, name: &str, values: &[i64]) -> Query;
+    /// The largest page the endpoint serves reliably.
+    fn max_per_page(&self) -> u32 {
+        ft_api::DEFAULT_PER_PAGE
+    }
     /// Fetches and maps one page.
     fn fetch<'a>(
         &'a self,
@@ -170,6 +176,10 @@ where
 
     fn filter(&self, query: Query, name: &str, values: &[i64]) -> Query {
         self.endpoint.filter(query, name, values.iter().copied())
+    }
+
+    fn max_per_page(&self) -> u32 {
+        self.endpoint.max_per_page()
     }
 
     fn fetch<'a>(
@@ -345,6 +355,11 @@ impl PassCtx<'_> {
         *self.shutdown.borrow()
     }
 
+    /// Rows per request on `model`'s endpoint: the configured size, at most what it serves.
+    pub(crate) fn per_page(&self, model: &dyn Model) -> u32 {
+        self.per_page.min(model.max_per_page()).max(1)
+    }
+
     /// Fetches one page through `model`, giving up on it (returning `None`) when shutdown is
     /// asked for and the request does not finish within the grace period. Nothing was committed
     /// for such a page. A page that is empty while `X-Total` says rows remain is refused here,
@@ -482,6 +497,18 @@ impl PassCursor {
         Ok((pass, resume))
     }
 
+    /// The cursor of a pass that reads its whole scope every time (re-reads, deletion checks,
+    /// the relation worker): no `since`, bounded by the task's plan time.
+    pub(crate) async fn unwindowed(
+        ctx: &PassCtx<'_>,
+        payload: &crate::task::TaskPayload,
+    ) -> Result<PassCursor> {
+        let until = payload.until.naive_utc();
+        Ok(PassCursor::load(ctx, payload.listing.as_str(), None, until)
+            .await?
+            .0)
+    }
+
     /// The cursor once the pass is complete.
     pub(crate) fn complete(&self, scope: &str) -> CursorUpdate {
         pass_complete(&self.resource, scope, self.watermark, self.until)
@@ -548,7 +575,37 @@ pub(crate) struct Keyset<'a> {
     pub(crate) yield_after_page: bool,
 }
 
-/// Walks a listing by keyset, committing page by page.
+/// How a walk asks for its pages: by keyset, or by id windows once the server showed that it
+/// does not sort the listing.
+enum Walker {
+    Keyset(KeysetPager),
+    Windows(IdWindows),
+}
+
+impl Walker {
+    fn query(&self) -> Query {
+        match self {
+            Walker::Keyset(p) => p.query(),
+            Walker::Windows(w) => w.query(),
+        }
+    }
+
+    fn advance(
+        &mut self,
+        ids: &[i64],
+        total: Option<u64>,
+        per_page: u32,
+    ) -> std::result::Result<PageStep, PagingError> {
+        match self {
+            Walker::Keyset(p) => p.advance(ids, total, per_page),
+            Walker::Windows(w) => w.advance(ids, total, per_page),
+        }
+    }
+}
+
+/// Walks a listing by keyset, committing page by page. A page whose ids do not ascend above the
+/// cursor (the server ignored `sort` or `range[id]`) is not committed: the walk goes on from
+/// the same cursor in id windows, which are correct whatever the order of rows.
 pub(crate) async fn keyset(ctx: &mut PassCtx<'_>, walk: Keyset<'_>) -> Result<PassEnd> {
     let Keyset {
         model,
@@ -561,22 +618,44 @@ pub(crate) async fn keyset(ctx: &mut PassCtx<'_>, walk: Keyset<'_>) -> Result<Pa
         yield_after_page,
     } = walk;
     let table = model.table();
-    let mut pager = KeysetPager::new(base, ctx.per_page).resume_after(resume.after);
+    let per_page = ctx.per_page(model);
+    let mut walker =
+        Walker::Keyset(KeysetPager::new(base.clone(), per_page).resume_after(resume.after));
     let (mut pages, mut rows) = (resume.pages, resume.rows);
     let mut seen: HashSet<i64> = HashSet::new();
     loop {
         if ctx.stopping() {
             return Ok(PassEnd::Interrupted);
         }
-        let Some(fetched) = ctx.fetch(model, &path, &pager.query()).await? else {
+        let Some(fetched) = ctx.fetch(model, &path, &walker.query()).await? else {
             return Ok(PassEnd::Interrupted);
         };
-        let step = pager
-            .advance(&fetched.ids, fetched.total, fetched.per_page)
-            .map_err(|source| SyncError::Paging {
-                endpoint: path.clone(),
-                source,
-            })?;
+        let step = match walker.advance(&fetched.ids, fetched.total, fetched.per_page) {
+            Ok(step) => step,
+            Err(source @ (PagingError::NotAscending { .. } | PagingError::BelowCursor { .. }))
+                if matches!(walker, Walker::Keyset(_)) =>
+            {
+                let after = match &walker {
+                    Walker::Keyset(p) => p.after(),
+                    Walker::Windows(w) => w.after(),
+                };
+                tracing::warn!(endpoint = %path, error = %source, "the server does not sort this listing by id; reading it in id windows instead");
+                walker = Walker::Windows(IdWindows::after_unsorted(
+                    base.clone(),
+                    per_page,
+                    after,
+                    &fetched.ids,
+                    fetched.total,
+                ));
+                continue;
+            }
+            Err(source) => {
+                return Err(SyncError::Paging {
+                    endpoint: path.clone(),
+                    source,
+                });
+            }
+        };
         let n = fetched.ids.len() as u64;
         if expect.is_some() {
             seen.extend(fetched.ids.iter().copied());
@@ -657,3 +736,59 @@ pub(crate) async fn fetch_ids(
 
 #[cfg(test)]
 mod tests;
+
+impl PassCtx<'_> {
+    /// Which of `batch` (asked for by id) are really gone. When the API returned none of them,
+    /// the answer alone cannot tell a batch of deleted rows from a response that lost
+    /// everything (a gateway, an app key that cannot see the rows): one row expected to exist,
+    /// `canary` (or a live stored row outside the batch), is asked for by id, and only when it
+    /// comes back are the missing ids taken as deleted; otherwise nothing is deleted and the
+    /// next check asks again. The canary's page is committed like any other, numbered
+    /// `*page_no + 1` (the counter moves on).
+    pub(crate) async fn verified_gone(
+        &mut self,
+        model: &dyn Model,
+        batch: &[i64],
+        gone: Vec<i64>,
+        canary: Option<i64>,
+        page_no: &mut i64,
+    ) -> Result<Vec<i64>> {
+        if gone.is_empty() || gone.len() < batch.len() {
+            return Ok(gone);
+        }
+        let canary = match canary {
+            Some(id) => Some(id),
+            None => {
+                let store = self.store.clone();
+                let (table, batch) = (model.table(), batch.to_vec());
+                blocking(move || store.live_id_outside(table, &batch)).await?
+            }
+        };
+        let Some(canary) = canary else {
+            tracing::warn!(table = %model.table(), count = gone.len(), "the API returned none of the ids asked for and no other row can confirm the answer; nothing is marked deleted");
+            return Ok(Vec::new());
+        };
+        let Some((fetched, canary_gone)) = fetch_ids(self, model, &[canary]).await? else {
+            return Ok(Vec::new());
+        };
+        *page_no += 1;
+        self.commit_page(PageCommit {
+            table: model.table(),
+            path: model.path().to_owned(),
+            page_no: *page_no,
+            fetched,
+            keep_rows: true,
+            cursor: None,
+            enqueue_reason: None,
+            deleted: Vec::new(),
+            progress: None,
+        })
+        .await?;
+        if canary_gone.is_empty() {
+            Ok(gone)
+        } else {
+            tracing::warn!(table = %model.table(), count = gone.len(), canary, "the API returned none of the ids asked for, nor a row it should have; nothing is marked deleted");
+            Ok(Vec::new())
+        }
+    }
+}

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 
 use ft_api::models::AchievementsUser;
 use ft_api::{FtClient, ID_MAX, Query, check_ascending};
-use ft_store::{CursorUpdate, Table};
+use ft_store::{Column, CursorUpdate, IdsWhere, Table};
 
 use crate::blocking;
 use crate::error::{Result, SyncError};
@@ -36,7 +36,7 @@ async fn read_user_batch(
     let expect = if detect_deletions {
         let store = ctx.store.clone();
         let (table, users) = (model.table(), users.to_vec());
-        Some(blocking(move || store.live_ids_in(table, "user_id", &users)).await?)
+        Some(blocking(move || store.live_ids(table, IdsWhere::In(Column::UserId, &users))).await?)
     } else {
         None
     };
@@ -82,6 +82,9 @@ impl Model for AchievementsOf<'_> {
     }
     fn filter(&self, query: Query, name: &str, values: &[i64]) -> Query {
         ACHIEVEMENTS_USERS.filter(query, name, values)
+    }
+    fn max_per_page(&self) -> u32 {
+        ACHIEVEMENTS_USERS.max_per_page()
     }
     fn fetch<'a>(
         &'a self,
@@ -227,13 +230,7 @@ pub(crate) async fn relation_users(
     ctx: &mut PassCtx<'_>,
     payload: &TaskPayload,
 ) -> Result<PassEnd> {
-    let (pass, _) = PassCursor::load(
-        ctx,
-        payload.listing.as_str(),
-        None,
-        payload.until.naive_utc(),
-    )
-    .await?;
+    let pass = PassCursor::unwindowed(ctx, payload).await?;
     let limit = ctx.max_relation_users.max(1) as i64;
     let store = ctx.store.clone();
     let users = blocking(move || store.relation_queue_take(limit)).await?;
@@ -267,13 +264,7 @@ pub(crate) async fn relation_users(
 /// Users that relation rows refer to but the database lacks, fetched by id (100 per request),
 /// so that foreign keys stay consistent. Their own relations go to the changed-user queue.
 pub(crate) async fn missing_users(ctx: &mut PassCtx<'_>, payload: &TaskPayload) -> Result<PassEnd> {
-    let (pass, _) = PassCursor::load(
-        ctx,
-        payload.listing.as_str(),
-        None,
-        payload.until.naive_utc(),
-    )
-    .await?;
+    let pass = PassCursor::unwindowed(ctx, payload).await?;
     let store = ctx.store.clone();
     let ids = blocking(move || store.missing_user_ids(10_000)).await?;
     if ids.is_empty() {
@@ -318,14 +309,14 @@ async fn local_scope_ids(ctx: &PassCtx<'_>, table: Table, campus: i64) -> Result
     blocking(move || match table {
         Table::CoalitionsUsers => {
             let coalitions = store.campus_coalition_ids(campus)?;
-            store.live_ids_in(table, "coalition_id", &coalitions)
+            store.live_ids(table, IdsWhere::In(Column::CoalitionId, &coalitions))
         }
-        Table::Locations => store.live_ids(table, "campus_id", campus),
+        Table::Locations => store.live_ids(table, IdsWhere::Eq(Column::CampusId, campus)),
         // The API's campus filter on cursus_users and projects_users is the user's primary
         // campus.
         _ => {
             let users = store.campus_user_ids(campus, true)?;
-            store.live_ids_in(table, "user_id", &users)
+            store.live_ids(table, IdsWhere::In(Column::UserId, &users))
         }
     })
     .await
@@ -355,13 +346,7 @@ pub(crate) async fn deletions_with(
 ) -> Result<PassEnd> {
     let table = model.table();
     let campus = campus_of(payload)?;
-    let (pass, _) = PassCursor::load(
-        ctx,
-        payload.listing.as_str(),
-        None,
-        payload.until.naive_utc(),
-    )
-    .await?;
+    let pass = PassCursor::unwindowed(ctx, payload).await?;
     let local = local_scope_ids(ctx, table, campus).await?;
     let Some((path, base)) = scope_request(ctx, payload, model, filter).await? else {
         return pass.finish(ctx).await;
@@ -372,6 +357,7 @@ pub(crate) async fn deletions_with(
         &local[start..end]
     };
     let mut candidates: Vec<i64> = Vec::new();
+    let mut alive: Option<i64> = None;
     let mut ranges: Vec<(i64, i64)> = vec![(1, ID_MAX)];
     let mut page_no = 0i64;
     while let Some((lo, hi)) = ranges.pop() {
@@ -384,7 +370,7 @@ pub(crate) async fn deletions_with(
         let query = base
             .clone()
             .sort(["id"])
-            .per_page(ctx.per_page)
+            .per_page(ctx.per_page(model))
             .range("id", lo, hi);
         let Some(fetched) = ctx.fetch(model, &path, &query).await? else {
             return Ok(PassEnd::Interrupted);
@@ -402,6 +388,8 @@ pub(crate) async fn deletions_with(
             source,
         })?;
         let page_ids: HashSet<i64> = fetched.ids.iter().copied().collect();
+        // A row the API just served: the canary that confirms an all-missing candidate batch.
+        alive = alive.or(fetched.ids.last().copied());
         let local_here = in_range(lo, hi);
         let complete = (fetched.ids.len() as u64) >= total;
         let agree = total == local_here.len() as u64;
@@ -458,6 +446,9 @@ pub(crate) async fn deletions_with(
         let Some((fetched, gone)) = fetch_ids(ctx, model, chunk).await? else {
             return Ok(PassEnd::Interrupted);
         };
+        let gone = ctx
+            .verified_gone(model, chunk, gone, alive, &mut page_no)
+            .await?;
         page_no += 1;
         if !gone.is_empty() {
             tracing::info!(%table, scope = %ctx.scope, count = gone.len(), ids = ?gone, "rows deleted by the API; marking them deleted");

@@ -146,10 +146,16 @@ pub fn assert_part_one_matches(store: &Store, sim: &SimHandle, embedded: Embedde
 pub fn lower_bound_requests(sim: &ft_sim::SimHandle) -> u64 {
     let truth = sim.truth();
     let pages = |n: usize| (n.div_ceil(100)).max(1) as u64;
-    let global: u64 = ["campuses", "cursus", "projects", "achievements"]
+    let projects = truth
+        .table("projects")
+        .len()
+        .div_ceil(ft_api::endpoints::PROJECTS.max_per_page() as usize)
+        .max(1) as u64;
+    let global: u64 = ["campuses", "cursus", "achievements"]
         .iter()
         .map(|t| pages(truth.table(t).len()))
-        .sum();
+        .sum::<u64>()
+        + projects;
     let users = pages(truth.table("users").len());
     let campus_users = pages(truth.table("campus_users").len());
     let cursus_users = pages(truth.table("cursus_users").len());

@@ -9,7 +9,7 @@ use chrono::{TimeZone, Utc};
 use ft_api::models::Location;
 use ft_api::{ClientSecret, FtClient, Links, Page, PagingError, RequestMeta};
 use ft_store::test_support::TestDb;
-use ft_store::{Fence, Lane, NewTask, Table};
+use ft_store::{Column, Fence, IdsWhere, Lane, NewTask, Table};
 use serde_json::value::RawValue;
 use tokio::sync::{mpsc, watch};
 
@@ -172,10 +172,20 @@ impl Harness {
         }
     }
 
+    /// Stores locations with these ids (through the pipeline, as a walk would).
+    async fn seed(&self, ids: &[i64]) {
+        let seed = Scripted::new([(ids.to_vec(), Some(ids.len() as u64))]);
+        let mut ctx = self.ctx();
+        ctx.per_page = 100;
+        keyset(&mut ctx, walk(&seed, None, CursorPlan::AtEnd(None)))
+            .await
+            .unwrap();
+    }
+
     fn live_ids(&self) -> Vec<i64> {
         self.db
             .store()
-            .live_ids(Table::Locations, "campus_id", 1)
+            .live_ids(Table::Locations, IdsWhere::Eq(Column::CampusId, 1))
             .unwrap()
     }
 
@@ -212,6 +222,10 @@ fn pass_cursor() -> PassCursor {
 }
 
 fn walk<'a>(model: &'a Scripted, expect: Option<Vec<i64>>, cursor: CursorPlan) -> Keyset<'a> {
+    walk_of(model, expect, cursor)
+}
+
+fn walk_of<'a>(model: &'a dyn Model, expect: Option<Vec<i64>>, cursor: CursorPlan) -> Keyset<'a> {
     Keyset {
         model,
         path: "/v2/locations".to_owned(),
@@ -306,11 +320,84 @@ async fn a_keyset_walk_refuses_an_empty_page_while_rows_remain_and_keeps_its_pla
     assert_eq!(cursor.watermark, None, "the pass is not complete");
 }
 
+/// A server that honours `range[id]` but not `sort`: newest first, `per_page` at most.
+struct Unsorted {
+    rows: Vec<i64>,
+    queries: Mutex<Vec<Query>>,
+}
+
+impl Model for Unsorted {
+    fn table(&self) -> Table {
+        Table::Locations
+    }
+    fn path(&self) -> &'static str {
+        Scripted::new([]).path()
+    }
+    fn path_for(&self, campus: Option<i64>) -> Result<String> {
+        Scripted::new([]).path_for(campus)
+    }
+    fn filter(&self, query: Query, name: &str, values: &[i64]) -> Query {
+        Scripted::new([]).filter(query, name, values)
+    }
+    fn fetch<'a>(
+        &'a self,
+        _client: &'a FtClient,
+        _path: &'a str,
+        query: &'a Query,
+    ) -> BoxFuture<'a, Result<Fetched>> {
+        self.queries.lock().unwrap().push(query.clone());
+        let (lo, hi) = query.get("range[id]").map_or((1, i64::MAX), |r| {
+            let (lo, hi) = r.split_once(',').unwrap();
+            (lo.parse().unwrap(), hi.parse().unwrap())
+        });
+        let per_page: usize = query.get("per_page").unwrap().parse().unwrap();
+        let inside: Vec<i64> = self
+            .rows
+            .iter()
+            .copied()
+            .filter(|&id| id >= lo && id <= hi)
+            .collect();
+        let page: Vec<i64> = inside.iter().rev().take(per_page).copied().collect();
+        let total = inside.len() as u64;
+        let scripted = Scripted::new([(page, Some(total))]);
+        Box::pin(async move { scripted.fetch(_client, _path, query).await })
+    }
+}
+
 #[tokio::test]
-async fn a_keyset_walk_refuses_ids_that_do_not_ascend_above_the_cursor() {
+async fn a_walk_falls_back_to_id_windows_when_the_server_ignores_sort() {
     let h = Harness::new();
-    // The server ignored sort=id: newest first.
-    let model = Scripted::new([(vec![9, 4], Some(4))]);
+    let model = Unsorted {
+        rows: vec![2, 3, 5, 8, 13, 21, 34],
+        queries: Mutex::new(Vec::new()),
+    };
+    let end = keyset(
+        &mut h.ctx(),
+        walk_of(&model, None, CursorPlan::Pass(pass_cursor())),
+    )
+    .await
+    .unwrap();
+    assert_eq!(end, PassEnd::Complete);
+    assert_eq!(h.live_ids(), vec![2, 3, 5, 8, 13, 21, 34], "no row skipped");
+    let cursor =
+        h.db.store()
+            .cursor("locations", "campus:1")
+            .unwrap()
+            .unwrap();
+    assert_eq!(cursor.watermark, Some(until()), "the pass completed");
+    let queries = model.queries.lock().unwrap().clone();
+    assert!(queries.len() > 2, "windows after the unsorted page");
+    assert!(
+        queries[1..].iter().all(|q| q.get("range[id]").is_some()),
+        "every window is bounded"
+    );
+}
+
+#[tokio::test]
+async fn a_server_that_ignores_range_too_is_an_error_not_a_loop() {
+    let h = Harness::new();
+    // Newest first, whatever the query.
+    let model = Scripted::new([(vec![9, 4], Some(4)), (vec![9, 4], Some(4))]);
     let err = keyset(
         &mut h.ctx(),
         walk(&model, None, CursorPlan::Pass(pass_cursor())),
@@ -321,45 +408,23 @@ async fn a_keyset_walk_refuses_ids_that_do_not_ascend_above_the_cursor() {
         matches!(
             err,
             SyncError::Paging {
-                source: PagingError::NotAscending { previous: 9, id: 4 },
+                source: PagingError::OutsideWindow { id: 9, .. },
                 ..
             }
         ),
         "{err}"
     );
-    // The server ignored range[id]: the second page starts over.
-    let model = Scripted::new([(vec![1, 2], Some(4)), (vec![1, 2], Some(4))]);
-    let err = keyset(
-        &mut h.ctx(),
-        walk(&model, None, CursorPlan::Pass(pass_cursor())),
-    )
-    .await
-    .unwrap_err();
     assert!(
-        matches!(
-            err,
-            SyncError::Paging {
-                source: PagingError::BelowCursor { after: 2, id: 1 },
-                ..
-            }
-        ),
-        "{err}"
+        h.live_ids().is_empty(),
+        "nothing of an unordered answer was committed"
     );
-    assert_eq!(h.live_ids(), vec![1, 2], "only the good page was committed");
 }
 
 #[tokio::test]
 async fn a_user_batch_marks_unseen_rows_deleted_with_its_last_page_only() {
     let h = Harness::new();
     // Stored: 1..=5. The batch returns 1, 2, 4 over two pages.
-    let seed = Scripted::new([
-        (vec![1, 2], Some(5)),
-        (vec![3, 4], Some(3)),
-        (vec![5], Some(1)),
-    ]);
-    keyset(&mut h.ctx(), walk(&seed, None, CursorPlan::AtEnd(None)))
-        .await
-        .unwrap();
+    h.seed(&[1, 2, 3, 4, 5]).await;
     let model = Scripted::new([(vec![1, 2], Some(3)), (vec![4], Some(1))]);
     let end = keyset(
         &mut h.ctx(),
@@ -374,10 +439,7 @@ async fn a_user_batch_marks_unseen_rows_deleted_with_its_last_page_only() {
 #[tokio::test]
 async fn a_user_batch_refuses_an_empty_page_and_deletes_nothing() {
     let h = Harness::new();
-    let seed = Scripted::new([(vec![1, 2], Some(2))]);
-    keyset(&mut h.ctx(), walk(&seed, None, CursorPlan::AtEnd(None)))
-        .await
-        .unwrap();
+    h.seed(&[1, 2]).await;
     let model = Scripted::new([(vec![], Some(2))]);
     let err = keyset(
         &mut h.ctx(),
@@ -432,14 +494,7 @@ fn deletion_payload() -> TaskPayload {
 #[tokio::test]
 async fn a_deletion_check_confirms_candidates_by_id_before_marking_them_deleted() {
     let h = Harness::new();
-    let seed = Scripted::new([
-        (vec![1, 2], Some(5)),
-        (vec![3, 4], Some(3)),
-        (vec![5], Some(1)),
-    ]);
-    keyset(&mut h.ctx(), walk(&seed, None, CursorPlan::AtEnd(None)))
-        .await
-        .unwrap();
+    h.seed(&[1, 2, 3, 4, 5]).await;
     // Counts agree (5 stored, 5 served): one request, nothing deleted.
     let model = Scripted::new([(vec![1, 2], Some(5))]);
     let mut ctx = h.ctx();
@@ -462,8 +517,10 @@ async fn a_deletion_check_confirms_candidates_by_id_before_marking_them_deleted(
         // The rest is split at the stored ids' median (3..3 and 4..MAX).
         (vec![], Some(0)),
         (vec![4, 5], Some(2)),
-        // Candidate 3 asked for by id: gone.
+        // Candidate 3 asked for by id: gone, as the whole batch is...
         (vec![], Some(0)),
+        // ...so a row the API just served (2) is asked for: it comes back, the answer holds.
+        (vec![2], Some(1)),
     ]);
     let end = crate::relations::deletions_with(
         &mut h.ctx(),
@@ -476,17 +533,47 @@ async fn a_deletion_check_confirms_candidates_by_id_before_marking_them_deleted(
     assert_eq!(end, PassEnd::Complete);
     assert_eq!(model.left(), 0);
     assert_eq!(h.live_ids(), vec![1, 2, 4, 5]);
-    let by_id = model.queries().pop().unwrap();
-    assert_eq!(by_id.get("filter[id]"), Some("3"));
+    let queries = model.queries();
+    assert_eq!(queries[3].get("filter[id]"), Some("3"));
+    assert_eq!(queries[4].get("filter[id]"), Some("2"), "the canary");
+}
+
+#[tokio::test]
+async fn a_batch_that_misses_every_id_deletes_nothing_unless_a_known_row_confirms_it() {
+    let h = Harness::new();
+    h.seed(&[1, 2, 3]).await;
+    let mut ctx = h.ctx();
+    let mut page_no = 4;
+    // Some ids came back: the answer is trusted as it is, no extra request.
+    let model = Scripted::new([]);
+    let gone = ctx
+        .verified_gone(&model, &[1, 2], vec![2], None, &mut page_no)
+        .await
+        .unwrap();
+    assert_eq!((gone, page_no), (vec![2], 4));
+    // None came back, and the canary (the largest stored live row outside the batch: 3) is
+    // missing too: the response lost everything, nothing is deleted.
+    let model = Scripted::new([(vec![], Some(0))]);
+    let gone = ctx
+        .verified_gone(&model, &[1, 2], vec![1, 2], None, &mut page_no)
+        .await
+        .unwrap();
+    assert!(gone.is_empty());
+    assert_eq!(model.queries()[0].get("filter[id]"), Some("3"));
+    assert_eq!(page_no, 5, "the canary's page was committed and numbered");
+    // None came back and the canary did: they are gone.
+    let model = Scripted::new([(vec![3], Some(1))]);
+    let gone = ctx
+        .verified_gone(&model, &[1, 2], vec![1, 2], Some(3), &mut page_no)
+        .await
+        .unwrap();
+    assert_eq!(gone, vec![1, 2]);
 }
 
 #[tokio::test]
 async fn a_deletion_check_refuses_an_empty_range_page_and_deletes_nothing() {
     let h = Harness::new();
-    let seed = Scripted::new([(vec![1, 2], Some(3)), (vec![3], Some(1))]);
-    keyset(&mut h.ctx(), walk(&seed, None, CursorPlan::AtEnd(None)))
-        .await
-        .unwrap();
+    h.seed(&[1, 2, 3]).await;
     let model = Scripted::new([(vec![], Some(2))]);
     let err = crate::relations::deletions_with(
         &mut h.ctx(),
