@@ -218,6 +218,7 @@ pub struct SimBuilder {
     epoch: DateTime<Utc>,
     live_users: bool,
     addr: SocketAddr,
+    network_delay: Duration,
 }
 
 impl Default for SimBuilder {
@@ -234,6 +235,7 @@ impl Default for SimBuilder {
             epoch: default_epoch(),
             live_users: false,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            network_delay: Duration::ZERO,
         }
     }
 }
@@ -305,6 +307,17 @@ impl SimBuilder {
         self
     }
 
+    /// Simulates a network between client and server: every request reaches the server (and
+    /// is counted by the rate limits, and recorded in the ledger) a random time in
+    /// `[0, max]` after it was sent, and its answer takes another such time to come back. The
+    /// delays are drawn from the seed. Requests sent in one order can so arrive in another and
+    /// bunch up, as on a real network: a client that spaces its sends exactly at the limit
+    /// earns 429s. Default zero (loopback).
+    pub fn network_delay(mut self, max: Duration) -> Self {
+        self.network_delay = max;
+        self
+    }
+
     /// Address to listen on (default `127.0.0.1:0`, a free port).
     pub fn bind(mut self, addr: SocketAddr) -> Self {
         self.addr = addr;
@@ -343,6 +356,7 @@ impl SimBuilder {
             always_new_token: self.always_new_token,
             live_users: self.live_users,
             faults: self.faults,
+            network_delay: self.network_delay,
         };
         let state = Arc::new(Mutex::new(State::new(store, config, epoch, self.limits)));
         let server = MockServer::builder()
@@ -516,12 +530,14 @@ impl SimHandle {
     /// [`SimHandle::max_in_window`] for one application id.
     pub fn max_in_window_for(&self, app_id: u64, window: Duration) -> usize {
         let state = self.state();
-        let times: Vec<Duration> = state
+        let mut times: Vec<Duration> = state
             .ledger
             .iter()
             .filter(|e| e.counted && e.app_id == Some(app_id))
             .map(|e| e.at)
             .collect();
+        // Arrivals are out of order with a simulated network delay.
+        times.sort();
         let mut best = 0;
         let mut start = 0;
         for end in 0..times.len() {
