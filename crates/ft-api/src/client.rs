@@ -17,7 +17,7 @@ use crate::decode::{DriftLog, decode_list, decode_one};
 use crate::error::{ApiError, BODY_SNIPPET_CHARS, truncate};
 use crate::event::{BudgetSnapshot, ClientEvent, ClientStats, Counters};
 use crate::models::TokenInfo;
-use crate::pacer::{BucketParams, DEFAULT_JITTER_MARGIN, Pacer, RateHeaders};
+use crate::pacer::{BucketParams, Margin, Pacer, RateHeaders, Ticket};
 use crate::page::{Links, Page, RequestMeta};
 use crate::query::Query;
 use crate::secret::{AccessToken, ClientId, ClientSecret};
@@ -55,7 +55,7 @@ pub struct FtClientBuilder {
     connect_timeout: Duration,
     request_timeout: Duration,
     refresh_margin: Duration,
-    jitter_margin: Duration,
+    margin: Margin,
     follow_server_limits: bool,
     clock: Option<Arc<dyn Clock>>,
     applications: Vec<Application>,
@@ -76,7 +76,7 @@ impl Default for FtClientBuilder {
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(60),
             refresh_margin: Duration::from_secs(600),
-            jitter_margin: DEFAULT_JITTER_MARGIN,
+            margin: Margin::Measured,
             follow_server_limits: true,
             clock: None,
             applications: Vec::new(),
@@ -148,10 +148,20 @@ impl FtClientBuilder {
         self
     }
 
-    /// The allowance for variation in request latency that the pacer builds into its buckets
-    /// (default 100 ms; a loopback simulator can use 20 ms). See the `pacer` module docs.
+    /// A fixed allowance between sending a request and its arrival at the server, instead of
+    /// the default, which measures each request's latency (a request keeps its place in the
+    /// rate windows until its answer is back). `Duration::ZERO` assumes requests arrive the
+    /// instant they are sent, which a real network breaks (bunched arrivals earn 429s). See the
+    /// `pacer` module docs.
     pub fn jitter_margin(mut self, margin: Duration) -> Self {
-        self.jitter_margin = margin;
+        self.margin = Margin::Fixed(margin);
+        self
+    }
+
+    /// Measures each request's latency instead of a fixed allowance (the default; undoes
+    /// [`FtClientBuilder::jitter_margin`]).
+    pub fn measured_margin(mut self) -> Self {
+        self.margin = Margin::Measured;
         self
     }
 
@@ -285,12 +295,7 @@ impl FtClientBuilder {
             {
                 secrets.push(next);
             }
-            let pacer = Pacer::new(
-                rate,
-                self.jitter_margin,
-                self.follow_server_limits,
-                clock.clone(),
-            );
+            let pacer = Pacer::new(rate, self.margin, self.follow_server_limits, clock.clone());
             apps.push(App::new(app.client_id, secrets, pacer));
         }
         let (events, _) = broadcast::channel(1024);
@@ -547,10 +552,29 @@ impl FtClient {
     }
 
     /// Waits for the application's budget (its pacer, then the budget shared with other
-    /// processes if one is set), recording the wait.
-    async fn pace(&self, app: &App) -> Result<Duration, ApiError> {
+    /// processes if one is set), recording the wait. The ticket reports the answer to the
+    /// pacer. Before the first request of an application, the shared budget's history of it
+    /// is loaded into the pacer.
+    async fn pace<'a>(&self, app: &'a App) -> Result<(Duration, Ticket<'a>), ApiError> {
+        if let Some(shared) = &self.inner.shared {
+            app.history_loaded
+                .get_or_try_init(|| async {
+                    let within = app.pacer.limits().hour + app.pacer.margin();
+                    let history = shared
+                        .history(app.client_id.as_str(), within)
+                        .await
+                        .map_err(|e| ApiError::SharedBudget { message: e.message })?;
+                    tracing::debug!(
+                        requests = history.len(),
+                        "the application's requests of the last hour, from the shared budget"
+                    );
+                    app.pacer.seed(&history);
+                    Ok::<(), ApiError>(())
+                })
+                .await?;
+        }
         let events = self.inner.events.clone();
-        let mut waited = app
+        let (mut waited, ticket) = app
             .pacer
             .acquire(|wait| {
                 tracing::trace!(?wait, "waiting for the request budget");
@@ -576,10 +600,11 @@ impl FtClient {
                 self.inner.clock.sleep(wait).await;
                 waited += wait;
             }
+            ticket.sending();
         }
         Counters::add_wait(&self.inner.counters.wait_nanos, waited);
         Counters::add_wait(&self.inner.counters.pacer_wait_nanos, waited);
-        Ok(waited)
+        Ok((waited, ticket))
     }
 
     /// The active application whose budget frees up soonest (the first on a tie), or
@@ -703,7 +728,8 @@ impl FtClient {
                 }
             };
             meta.token_refreshed |= fetched;
-            meta.waited += self.pace(app).await?;
+            let (waited, ticket) = self.pace(app).await?;
+            meta.waited += waited;
             // A long wait for the budget may have outlived the token: get a fresh one.
             if !tok.usable(inner.clock.utc()) {
                 continue;
@@ -714,7 +740,7 @@ impl FtClient {
             let attempt = meta.attempts;
             let outcome = self
                 .exchange(
-                    app,
+                    ticket,
                     inner
                         .http
                         .get(&url)
@@ -830,7 +856,7 @@ impl FtClient {
     /// Sends one request and classifies the answer. `api` is false for the token endpoint.
     async fn exchange(
         &self,
-        app: &App,
+        ticket: Ticket<'_>,
         req: reqwest::RequestBuilder,
         endpoint: &str,
         attempt: u32,
@@ -842,7 +868,7 @@ impl FtClient {
         };
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
-        app.pacer.observe(&rate_headers(&headers));
+        ticket.answered(&rate_headers(&headers), api);
         let body = match resp.bytes().await {
             Ok(b) => b.to_vec(),
             Err(e) => return transport_outcome(endpoint, attempt, e),
@@ -951,7 +977,7 @@ impl FtClient {
         let mut attempt = 0u32;
         let mut tried_next = false;
         loop {
-            self.pace(app).await?;
+            let (_, ticket) = self.pace(app).await?;
             attempt += 1;
             Counters::inc(&inner.counters.requests);
             Counters::inc(&inner.counters.token_requests);
@@ -963,7 +989,7 @@ impl FtClient {
                 ("client_id", app.client_id.as_str()),
                 ("client_secret", secret.expose()),
             ]);
-            let outcome = self.exchange(app, req, endpoint, attempt, false).await;
+            let outcome = self.exchange(ticket, req, endpoint, attempt, false).await;
             match outcome {
                 Outcome::Ok(resp) => {
                     let parsed: TokenResponse =

@@ -56,7 +56,9 @@ pub use pacer::{BucketParams, DEFAULT_JITTER_MARGIN};
 pub use page::{Links, Page, RequestMeta};
 pub use query::{DEFAULT_PER_PAGE, Query, rfc3339};
 pub use secret::{AccessToken, ClientId, ClientSecret};
-pub use shared_budget::{ReserveFuture, SharedBudget, SharedBudgetError, SharedLimits};
+pub use shared_budget::{
+    HistoryFuture, ReserveFuture, SharedBudget, SharedBudgetError, SharedLimits,
+};
 pub use token::TokenStatus;
 
 /// `Result` with this crate's error.

@@ -362,3 +362,54 @@ async fn a_listing_survives_5xx_429_and_revocations() {
     let stats = client.stats();
     assert!(stats.retries > 0 && stats.responses_401 > 0, "{stats:?}");
 }
+
+/// The default (measured) margin against a network that delays each request by up to 100 ms
+/// each way: zero 429s, and the server never counts more than its limit in a sliding second of
+/// arrivals. The same run with a margin of zero (a request assumed to arrive the instant it is
+/// sent) earns 429s: the margin is what keeps bunched arrivals under the limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_network_delay_a_zero_margin_earns_429s_and_the_measured_default_none() {
+    let limits = Limits {
+        per_second: 5,
+        per_hour: 10_000,
+        second_window: Duration::from_secs(1),
+        hour_window: Duration::from_secs(3600),
+    };
+    let rate = RateConfig {
+        per_second: 5,
+        per_hour: 10_000,
+        hour: Duration::from_secs(3600),
+    };
+    let start = |seed| {
+        Sim::builder()
+            .seed(seed)
+            .users_per_campus(100)
+            .limits(limits)
+            .network_delay(Duration::from_millis(100))
+            .start()
+    };
+
+    let sim = start(21).await;
+    let creds = sim.credentials();
+    let measured = FtClient::builder()
+        .base_url(sim.base_url())
+        .client_id(creds.client_id.as_str())
+        .client_secret(ClientSecret::new(creds.client_secret.clone()))
+        .rate(rate)
+        .build()
+        .unwrap();
+    hammer(&measured, 30, 8).await;
+    assert_eq!(sim.count_status(429), 0, "the default margin earns no 429");
+    assert_eq!(measured.stats().responses_429, 0);
+    assert!(sim.max_in_window(Duration::from_secs(1)) <= 5);
+
+    let sim = start(21).await;
+    let zero = client_for(&sim, rate, Duration::ZERO);
+    hammer(&zero, 30, 8).await;
+    assert!(
+        sim.count_status(429) > 0,
+        "a zero margin lets bunched arrivals exceed the limit"
+    );
+    // The server refused the excess: it never counted more than its limit.
+    assert!(sim.max_in_window(Duration::from_secs(1)) <= 5);
+}
