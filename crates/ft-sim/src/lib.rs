@@ -219,6 +219,7 @@ pub struct SimBuilder {
     live_users: bool,
     addr: SocketAddr,
     network_delay: Duration,
+    reuse_until_expiry: bool,
 }
 
 impl Default for SimBuilder {
@@ -236,6 +237,7 @@ impl Default for SimBuilder {
             live_users: false,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             network_delay: Duration::ZERO,
+            reuse_until_expiry: false,
         }
     }
 }
@@ -285,6 +287,15 @@ impl SimBuilder {
     /// again with its remaining lifetime, as Doorkeeper does.
     pub fn always_new_token(mut self, on: bool) -> Self {
         self.always_new_token = on;
+        self
+    }
+
+    /// `true`: the live token is handed back until it expires, with `expires_in` its
+    /// remaining whole seconds, down to 0 (Doorkeeper's reuse, as the real server and the
+    /// independent mocks do); `false` (default): a token with a second or less left is not
+    /// handed back, a new one is minted.
+    pub fn token_reuse_until_expiry(mut self, on: bool) -> Self {
+        self.reuse_until_expiry = on;
         self
     }
 
@@ -357,6 +368,7 @@ impl SimBuilder {
             live_users: self.live_users,
             faults: self.faults,
             network_delay: self.network_delay,
+            reuse_until_expiry: self.reuse_until_expiry,
         };
         let state = Arc::new(Mutex::new(State::new(store, config, epoch, self.limits)));
         let server = MockServer::builder()

@@ -34,6 +34,9 @@ pub(crate) struct Config {
     pub(crate) always_new_token: bool,
     pub(crate) live_users: bool,
     pub(crate) faults: Faults,
+    /// Hand the live token back until its very last second (`expires_in` possibly 0), as
+    /// Doorkeeper does, instead of minting a new one when less than a second is left.
+    pub(crate) reuse_until_expiry: bool,
     /// Largest simulated one-way network delay (see `SimBuilder::network_delay`); zero = off.
     pub(crate) network_delay: Duration,
 }
@@ -601,6 +604,11 @@ fn token_endpoint(state: &mut State, request: &Request, at: Duration) -> (Resp, 
     };
 
     let lifetime = state.config.token_lifetime;
+    let guard = if state.config.reuse_until_expiry {
+        Duration::ZERO
+    } else {
+        Duration::from_secs(1)
+    };
     let reuse = if state.config.always_new_token {
         None
     } else {
@@ -608,7 +616,7 @@ fn token_endpoint(state: &mut State, request: &Request, at: Duration) -> (Resp, 
             state
                 .tokens
                 .get(token)
-                .is_some_and(|t| !t.revoked && t.created + t.lifetime > at + Duration::from_secs(1))
+                .is_some_and(|t| !t.revoked && t.created + t.lifetime > at + guard)
         })
     };
     let token = match reuse {
