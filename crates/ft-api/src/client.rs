@@ -23,8 +23,8 @@ use crate::query::Query;
 use crate::secret::{AccessToken, ClientId, ClientSecret};
 use crate::shared_budget::{SharedBudget, SharedLimits};
 use crate::token::{
-    CachedToken, SECRET_WARNING, SOFT_RETRY_INTERVAL, TokenErrorBody, TokenResponse, TokenStatus,
-    compute_expiry,
+    CachedToken, EXPIRES_IN_ROUNDING, MAX_UNUSABLE_TOKENS, SECRET_WARNING, SOFT_RETRY_INTERVAL,
+    TokenErrorBody, TokenResponse, TokenStatus, compute_expiry, to_delta,
 };
 
 /// The production API.
@@ -921,7 +921,9 @@ impl FtClient {
         if let Some(tok) = app.token.get()
             && tok.usable(now)
         {
+            // A token already used to its end would only be handed back again.
             if tok.wants_refresh(now, inner.refresh_margin)
+                && !tok.accept_until_expiry
                 && let Ok(mut st) = app.token.refresh.try_lock()
             {
                 let due = st.last_soft_attempt.is_none_or(|t| {
@@ -959,6 +961,20 @@ impl FtClient {
             return Ok((tok, false));
         }
         let previous = app.token.get();
+        if let Some(p) = previous.as_ref().filter(|p| p.accept_until_expiry) {
+            // The server handed this token back near its end and would hand it back again
+            // until it expires: wait for that, then a new one is issued.
+            let wait = (p.expires_at + to_delta(EXPIRES_IN_ROUNDING) - now)
+                .to_std()
+                .unwrap_or_default();
+            if !wait.is_zero() {
+                tracing::debug!(
+                    ?wait,
+                    "waiting for the token to expire before asking for a new one"
+                );
+                self.backoff(wait).await;
+            }
+        }
         let tok = self.fetch_token(app, &mut st, previous.as_ref()).await?;
         Ok((tok, true))
     }
@@ -976,6 +992,7 @@ impl FtClient {
         let mut failures = 0u32;
         let mut attempt = 0u32;
         let mut tried_next = false;
+        let mut unusable = 0u32;
         loop {
             let (_, ticket) = self.pace(app).await?;
             attempt += 1;
@@ -1021,18 +1038,38 @@ impl FtClient {
                         secret_valid_until,
                         accept_until_expiry: false,
                     };
-                    if reused && !cached.usable(now) {
-                        // The server hands back its live token until it expires; use it to the
-                        // end rather than asking again for every request.
+                    if !cached.usable(now) {
+                        // The server hands back its live token until it expires (Doorkeeper's
+                        // reuse), so it can come back with little life left: use it to the end
+                        // rather than asking again for every request.
                         cached.accept_until_expiry = true;
                     }
                     if !cached.usable(now) {
-                        return Err(ApiError::Token {
-                            status: resp.status,
-                            body: format!(
-                                "the token endpoint returned a token that expires at {expires_at}, which is not in the future; check the system clock"
-                            ),
-                        });
+                        // Not even that (`expires_in` 0 or 1): wait until it has surely expired,
+                        // then ask again for a new one.
+                        unusable += 1;
+                        let wait = (expires_at + to_delta(EXPIRES_IN_ROUNDING) - now)
+                            .to_std()
+                            .unwrap_or_default()
+                            .max(EXPIRES_IN_ROUNDING);
+                        if unusable > MAX_UNUSABLE_TOKENS
+                            || inner.clock.now().saturating_duration_since(started) + wait
+                                > inner.retry.max_elapsed
+                        {
+                            return Err(ApiError::Token {
+                                status: resp.status,
+                                body: format!(
+                                    "the token endpoint returned {unusable} tokens in a row that expire at once (the last at {expires_at}); check the system clock"
+                                ),
+                            });
+                        }
+                        tracing::info!(
+                            %expires_at,
+                            ?wait,
+                            "the token endpoint handed back a token at the end of its life; asking again once it expired"
+                        );
+                        self.backoff(wait).await;
+                        continue;
                     }
                     if let Some(until) = secret_valid_until
                         && until - now < SECRET_WARNING

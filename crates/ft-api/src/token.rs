@@ -13,6 +13,16 @@ use crate::secret::AccessToken;
 /// after the expiry.
 pub(crate) const HARD_EXPIRY_BUFFER: Duration = Duration::from_secs(5);
 
+/// A token the server handed back close to its expiry is used until this long before it:
+/// `expires_in` is whole seconds, and Doorkeeper rounds the elapsed time down, so the true
+/// expiry can be up to a second earlier than `expires_in` says.
+pub(crate) const EXPIRES_IN_ROUNDING: Duration = Duration::from_secs(1);
+
+/// How many tokens in a row may come back already unusable (expiring within the rounding)
+/// before the token request fails: the server hands back its live token until it expires,
+/// then issues a new one, so more than this means a broken server or clock.
+pub(crate) const MAX_UNUSABLE_TOKENS: u32 = 3;
+
 /// Inside the refresh margin, a refresh that handed back the same token (the server reuses a
 /// live token until it expires) is not tried again sooner than this.
 pub(crate) const SOFT_RETRY_INTERVAL: Duration = Duration::from_secs(60);
@@ -55,8 +65,10 @@ pub(crate) struct CachedToken {
     pub(crate) token: AccessToken,
     pub(crate) expires_at: DateTime<Utc>,
     pub(crate) secret_valid_until: Option<DateTime<Utc>>,
-    /// The server handed this token out again close to its expiry, so it is used right up to
-    /// the expiry instead of triggering a token request per API request.
+    /// The server handed this token out close to its expiry (inside the hard buffer), so it
+    /// is used right up to the expiry (less the rounding of `expires_in`) instead of
+    /// triggering a token request per API request; after that, a new one is asked for once
+    /// it has expired (asking earlier would get the same token back).
     pub(crate) accept_until_expiry: bool,
 }
 
@@ -64,7 +76,7 @@ impl CachedToken {
     /// Whether the token may still be sent.
     pub(crate) fn usable(&self, now: DateTime<Utc>) -> bool {
         let buffer = if self.accept_until_expiry {
-            TimeDelta::zero()
+            to_delta(EXPIRES_IN_ROUNDING)
         } else {
             to_delta(HARD_EXPIRY_BUFFER)
         };
@@ -186,7 +198,7 @@ mod tests {
             accept_until_expiry: true,
             ..tok
         };
-        assert!(reused.usable(t(7199)));
-        assert!(!reused.usable(t(7200)));
+        assert!(reused.usable(t(7198)));
+        assert!(!reused.usable(t(7199)));
     }
 }
