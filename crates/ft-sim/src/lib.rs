@@ -160,6 +160,7 @@ mod query;
 mod server;
 mod store;
 mod time;
+mod traps;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -173,6 +174,7 @@ use chrono::{DateTime, Utc};
 use wiremock::{Mock, MockServer};
 
 pub use config::{AppCredentials, Drift, DriftReport, Faults, LedgerEntry, Limits, Truth};
+pub use traps::{PageSizeLimit, TrapDrift, Traps};
 
 use server::{Config, SimResponder, State, lock};
 
@@ -218,6 +220,7 @@ pub struct SimBuilder {
     epoch: DateTime<Utc>,
     live_users: bool,
     addr: SocketAddr,
+    traps: Traps,
 }
 
 impl Default for SimBuilder {
@@ -234,6 +237,7 @@ impl Default for SimBuilder {
             epoch: default_epoch(),
             live_users: false,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            traps: Traps::default(),
         }
     }
 }
@@ -305,6 +309,18 @@ impl SimBuilder {
         self
     }
 
+    /// The real API's traps to set (all off by default); see [`Traps`].
+    pub fn traps(mut self, traps: Traps) -> Self {
+        self.traps = traps;
+        self
+    }
+
+    /// The preset for engine work: every trap of [`Traps::real_api`] on (including its drift,
+    /// added to every drift step) and 429s without `Retry-After`.
+    pub fn with_real_api_traps(self) -> Self {
+        self.traps(Traps::real_api()).retry_after(false)
+    }
+
     /// Address to listen on (default `127.0.0.1:0`, a free port).
     pub fn bind(mut self, addr: SocketAddr) -> Self {
         self.addr = addr;
@@ -352,6 +368,7 @@ impl SimBuilder {
             .await;
         let base_url = format!("http://{}", server.address());
         lock(&state).base_url = base_url.clone();
+        lock(&state).traps.config = self.traps;
         Mock::given(wiremock::matchers::any())
             .respond_with(SimResponder {
                 state: Arc::clone(&state),
@@ -468,6 +485,24 @@ impl SimHandle {
     /// Replaces the fault settings.
     pub fn set_faults(&self, faults: Faults) {
         self.state().config.faults = faults;
+    }
+
+    /// Replaces the trap settings (see [`Traps`]); the traps' random stream goes on.
+    pub fn set_traps(&self, traps: Traps) {
+        self.state().traps.config = traps;
+    }
+
+    /// Applies one step of trap drift now, whatever [`Traps::drift`] says, and reports it
+    /// (anonymisations, deletions, replacements, transfers).
+    pub fn drift_traps(&self, drift: &TrapDrift) -> DriftReport {
+        let mut state = self.state();
+        let at = state.stamp();
+        let mut report = DriftReport {
+            at: time::to_datetime(at),
+            ..DriftReport::default()
+        };
+        traps::apply(&mut state, drift, at, &mut report);
+        report
     }
 
     /// Replaces the default application's limits (its request history is kept).
