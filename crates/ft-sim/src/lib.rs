@@ -104,6 +104,29 @@
 //!   latency jitter (delays), spontaneous 429s, token revocation every N requests, truncated or
 //!   invalid JSON pages; and HTML 503s from the token endpoint. A hidden co-consumer of the
 //!   budget is [`SimHandle::consume_budget`].
+//! * **Traps** ([`Traps`], all off by default; [`SimBuilder::with_real_api_traps`] turns them
+//!   all on and drops `Retry-After` from 429s; [`SimHandle::set_traps`] changes them later):
+//!   `ignore_sort_on` (routes that answer in their default newest-first order whatever `sort`
+//!   says, no `Sort Error`; the preset lists the three projects_users routes, whose apidoc has
+//!   no `sort`; `range[...]` still applies, as public client docs show ranges but no sort for
+//!   projects_users), `filter_list_limit` (a `filter[...]` with more values answers an nginx
+//!   HTML 502, counted), `hide_anonymised_users` (`3b3-<id>` users: 404 `{}` on
+//!   `/v2/users/:id_or_login`, left out of `filter[id]` on `/v2/users`, still listed elsewhere
+//!   and embedded), `page_size_limits` (`/v2/projects` and `/v2/cursus/:id/projects` above 30
+//!   per page: a short stall, then an nginx HTML 504), `cut_body_rate` (200 bodies cut
+//!   mid-JSON with `Connection: close`), and [`TrapDrift`] (anonymisations, deletions of
+//!   coalitions_users and closed locations, replaced projects_users, campus transfers), added
+//!   to every drift step when set in [`Traps::drift`] or applied once with
+//!   [`SimHandle::drift_traps`]. Traps draw from their own generator seeded by the seed, so
+//!   they never shift the fault or drift sequences.
+//! * **What the truth holds under the traps.** Anonymised users stay in `users` with their
+//!   scrubbed fields (login `3b3-<id>`, email `3b3-<id>@student.42.fr`, first_name `3b3`,
+//!   last_name `<id>`, null image, not active), and every relation row embedding them shows the
+//!   scrubbed user: a correct mirror keeps the rows and holds no personal data. Trap drift
+//!   changes embedded users (anonymisation, campus transfer) without moving the relation rows'
+//!   `updated_at`, as the real API's live rendering does, so a mirror reaches the truth only by
+//!   re-reading those users' relation rows (`filter[user_id]`); [`DriftReport`] lists them in
+//!   `refreshed_embedded_users`. Deleted and replaced rows are absent from the truth.
 //! * **Truth and ledger**: [`SimHandle::truth`], [`SimHandle::ledger`],
 //!   [`SimHandle::max_in_window`] (sliding), [`SimHandle::max_in_fixed_window`],
 //!   [`SimHandle::count_status`].
@@ -118,7 +141,8 @@
 //! * A user's `location` field is set at generation from the open session and not updated by
 //!   drift (it would otherwise change without `updated_at`).
 //! * Only `client_credentials` tokens, the `public` scope, no 403 for scopes, no `ETag`/304
-//!   revalidation, no `search=`; `/v2/users/:id` serves anonymised users like any other.
+//!   revalidation, no `search=`; `/v2/users/:id` serves anonymised users like any other unless
+//!   [`Traps::hide_anonymised_users`] is on.
 //!   `users_count` on a campus is deliberately different from the campus's user list length,
 //!   as in the real API.
 //! * Generation runs on the calling thread inside [`SimBuilder::start`].
@@ -149,8 +173,16 @@
 //! serialises responders behind one lock, which the simulator needs anyway for its shared
 //! state; delays (`set_delay`) are applied outside that lock, so a hung request does not block
 //! others. What it cannot do: close a connection mid-body or send a body shorter than its
-//! `Content-Length`, so "truncated" pages are complete HTTP responses whose JSON is cut short;
-//! and it cannot stream. Nothing needed hyper or axum directly.
+//! `Content-Length`. From hyper 1.12's source (not measured): wiremock hands hyper a `Full`
+//! body whose length is known; a larger
+//! `Content-Length` header then trips a debug assertion in hyper's HTTP/1 encoder
+//! (`proto/h1/role.rs`: "payload claims content-length of N, custom content-length header
+//! claims M"), which kills the connection before any byte is sent, and in release builds hyper
+//! writes the announced header, sends the shorter body and keeps the connection open, so the
+//! client waits for bytes that never come. Neither is a deterministic short body, so "truncated"
+//! pages (the `malformed_rate` fault and the `cut_body_rate` trap) are complete HTTP responses
+//! whose JSON is cut short, the trap adding `Connection: close`. A real short body needs a raw
+//! TCP listener in front. It cannot stream either. Nothing needed hyper or axum directly.
 
 mod config;
 mod drift;
