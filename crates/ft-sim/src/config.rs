@@ -181,4 +181,15 @@ pub struct DriftReport {
     pub closed_locations: Vec<i64>,
     /// cursus_users whose `level` changed while `updated_at` stayed the same.
     pub silent_level_changes: Vec<i64>,
+    /// Users anonymised by trap drift ([`crate::TrapDrift::anonymise_users`]); also in
+    /// `updated["users"]`.
+    pub anonymised_users: Vec<i64>,
+    /// Campus transfers of trap drift: `(user id, old primary campus, new primary campus)`.
+    pub campus_transfers: Vec<(i64, i64, i64)>,
+    /// projects_users replaced by trap drift: `(deleted id, new id)`; also in `deleted` and
+    /// `created`.
+    pub replaced_projects_users: Vec<(i64, i64)>,
+    /// Relation rows whose embedded user changed while their own `updated_at` stayed the same
+    /// (trap drift: anonymisations and campus transfers), by table.
+    pub refreshed_embedded_users: BTreeMap<String, Vec<i64>>,
 }

@@ -263,5 +263,6 @@ pub(crate) fn apply(state: &mut State, drift: &Drift) -> DriftReport {
         list.dedup();
     }
     state.drift_rng = rng;
+    crate::traps::drift_step(state, at, &mut report);
     report
 }

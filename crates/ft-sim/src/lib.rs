@@ -104,6 +104,29 @@
 //!   latency jitter (delays), spontaneous 429s, token revocation every N requests, truncated or
 //!   invalid JSON pages; and HTML 503s from the token endpoint. A hidden co-consumer of the
 //!   budget is [`SimHandle::consume_budget`].
+//! * **Traps** ([`Traps`], all off by default; [`SimBuilder::with_real_api_traps`] turns them
+//!   all on and drops `Retry-After` from 429s; [`SimHandle::set_traps`] changes them later):
+//!   `ignore_sort_on` (routes that answer in their default newest-first order whatever `sort`
+//!   says, no `Sort Error`; the preset lists the three projects_users routes, whose apidoc has
+//!   no `sort`; `range[...]` still applies, as public client docs show ranges but no sort for
+//!   projects_users), `filter_list_limit` (a `filter[...]` with more values answers an nginx
+//!   HTML 502, counted), `hide_anonymised_users` (`3b3-<id>` users: 404 `{}` on
+//!   `/v2/users/:id_or_login`, left out of `filter[id]` on `/v2/users`, still listed elsewhere
+//!   and embedded), `page_size_limits` (`/v2/projects` and `/v2/cursus/:id/projects` above 30
+//!   per page: a short stall, then an nginx HTML 504), `cut_body_rate` (200 bodies cut
+//!   mid-JSON with `Connection: close`), and [`TrapDrift`] (anonymisations, deletions of
+//!   coalitions_users and closed locations, replaced projects_users, campus transfers), added
+//!   to every drift step when set in [`Traps::drift`] or applied once with
+//!   [`SimHandle::drift_traps`]. Traps draw from their own generator seeded by the seed, so
+//!   they never shift the fault or drift sequences.
+//! * **What the truth holds under the traps.** Anonymised users stay in `users` with their
+//!   scrubbed fields (login `3b3-<id>`, email `3b3-<id>@student.42.fr`, first_name `3b3`,
+//!   last_name `<id>`, null image, not active), and every relation row embedding them shows the
+//!   scrubbed user: a correct mirror keeps the rows and holds no personal data. Trap drift
+//!   changes embedded users (anonymisation, campus transfer) without moving the relation rows'
+//!   `updated_at`, as the real API's live rendering does, so a mirror reaches the truth only by
+//!   re-reading those users' relation rows (`filter[user_id]`); [`DriftReport`] lists them in
+//!   `refreshed_embedded_users`. Deleted and replaced rows are absent from the truth.
 //! * **Truth and ledger**: [`SimHandle::truth`], [`SimHandle::ledger`],
 //!   [`SimHandle::max_in_window`] (sliding), [`SimHandle::max_in_fixed_window`],
 //!   [`SimHandle::count_status`].
@@ -118,7 +141,8 @@
 //! * A user's `location` field is set at generation from the open session and not updated by
 //!   drift (it would otherwise change without `updated_at`).
 //! * Only `client_credentials` tokens, the `public` scope, no 403 for scopes, no `ETag`/304
-//!   revalidation, no `search=`; `/v2/users/:id` serves anonymised users like any other.
+//!   revalidation, no `search=`; `/v2/users/:id` serves anonymised users like any other unless
+//!   [`Traps::hide_anonymised_users`] is on.
 //!   `users_count` on a campus is deliberately different from the campus's user list length,
 //!   as in the real API.
 //! * Generation runs on the calling thread inside [`SimBuilder::start`].
@@ -149,8 +173,16 @@
 //! serialises responders behind one lock, which the simulator needs anyway for its shared
 //! state; delays (`set_delay`) are applied outside that lock, so a hung request does not block
 //! others. What it cannot do: close a connection mid-body or send a body shorter than its
-//! `Content-Length`, so "truncated" pages are complete HTTP responses whose JSON is cut short;
-//! and it cannot stream. Nothing needed hyper or axum directly.
+//! `Content-Length`. From hyper 1.12's source (not measured): wiremock hands hyper a `Full`
+//! body whose length is known; a larger
+//! `Content-Length` header then trips a debug assertion in hyper's HTTP/1 encoder
+//! (`proto/h1/role.rs`: "payload claims content-length of N, custom content-length header
+//! claims M"), which kills the connection before any byte is sent, and in release builds hyper
+//! writes the announced header, sends the shorter body and keeps the connection open, so the
+//! client waits for bytes that never come. Neither is a deterministic short body, so "truncated"
+//! pages (the `malformed_rate` fault and the `cut_body_rate` trap) are complete HTTP responses
+//! whose JSON is cut short, the trap adding `Connection: close`. A real short body needs a raw
+//! TCP listener in front. It cannot stream either. Nothing needed hyper or axum directly.
 
 mod config;
 mod drift;
@@ -160,6 +192,7 @@ mod query;
 mod server;
 mod store;
 mod time;
+mod traps;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -173,6 +206,7 @@ use chrono::{DateTime, Utc};
 use wiremock::{Mock, MockServer};
 
 pub use config::{AppCredentials, Drift, DriftReport, Faults, LedgerEntry, Limits, Truth};
+pub use traps::{PageSizeLimit, TrapDrift, Traps};
 
 use server::{Config, SimResponder, State, lock};
 
@@ -218,6 +252,7 @@ pub struct SimBuilder {
     epoch: DateTime<Utc>,
     live_users: bool,
     addr: SocketAddr,
+    traps: Traps,
 }
 
 impl Default for SimBuilder {
@@ -234,6 +269,7 @@ impl Default for SimBuilder {
             epoch: default_epoch(),
             live_users: false,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            traps: Traps::default(),
         }
     }
 }
@@ -305,6 +341,18 @@ impl SimBuilder {
         self
     }
 
+    /// The real API's traps to set (all off by default); see [`Traps`].
+    pub fn traps(mut self, traps: Traps) -> Self {
+        self.traps = traps;
+        self
+    }
+
+    /// The preset for engine work: every trap of [`Traps::real_api`] on (including its drift,
+    /// added to every drift step) and 429s without `Retry-After`.
+    pub fn with_real_api_traps(self) -> Self {
+        self.traps(Traps::real_api()).retry_after(false)
+    }
+
     /// Address to listen on (default `127.0.0.1:0`, a free port).
     pub fn bind(mut self, addr: SocketAddr) -> Self {
         self.addr = addr;
@@ -352,6 +400,7 @@ impl SimBuilder {
             .await;
         let base_url = format!("http://{}", server.address());
         lock(&state).base_url = base_url.clone();
+        lock(&state).traps.config = self.traps;
         Mock::given(wiremock::matchers::any())
             .respond_with(SimResponder {
                 state: Arc::clone(&state),
@@ -468,6 +517,24 @@ impl SimHandle {
     /// Replaces the fault settings.
     pub fn set_faults(&self, faults: Faults) {
         self.state().config.faults = faults;
+    }
+
+    /// Replaces the trap settings (see [`Traps`]); the traps' random stream goes on.
+    pub fn set_traps(&self, traps: Traps) {
+        self.state().traps.config = traps;
+    }
+
+    /// Applies one step of trap drift now, whatever [`Traps::drift`] says, and reports it
+    /// (anonymisations, deletions, replacements, transfers).
+    pub fn drift_traps(&self, drift: &TrapDrift) -> DriftReport {
+        let mut state = self.state();
+        let at = state.stamp();
+        let mut report = DriftReport {
+            at: time::to_datetime(at),
+            ..DriftReport::default()
+        };
+        traps::apply(&mut state, drift, at, &mut report);
+        report
     }
 
     /// Replaces the default application's limits (its request history is kept).

@@ -488,6 +488,13 @@ impl UserData {
         format!("https://api.intra.42.fr/v2/users/{}", self.login)
     }
 
+    /// Whether the user has been anonymised (login rewritten to `3b3-<id>`).
+    pub(crate) fn is_anonymised(&self) -> bool {
+        self.login
+            .strip_prefix("3b3-")
+            .is_some_and(|rest| rest == self.id.to_string())
+    }
+
     /// The short ("index") user shape, also embedded as `user` in relation rows.
     pub(crate) fn render_short(&self) -> Value {
         let image = match self.image_hash {

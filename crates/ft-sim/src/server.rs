@@ -104,6 +104,8 @@ pub(crate) struct State {
     /// Latest timestamp handed out by drift; later stamps are strictly greater.
     pub(crate) last_stamp: Ms,
     pub(crate) base_url: String,
+    /// The real API's traps (`crate::traps`), off unless configured.
+    pub(crate) traps: crate::traps::TrapState,
 }
 
 impl State {
@@ -124,6 +126,7 @@ impl State {
             started: Instant::now(),
             last_stamp: epoch,
             base_url: String::new(),
+            traps: crate::traps::TrapState::new(seed),
         };
         state.add_app(limits);
         state
@@ -222,16 +225,16 @@ pub(crate) fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
 }
 
 /// An answer under construction.
-struct Resp {
-    status: u16,
-    mime: &'static str,
-    body: Vec<u8>,
-    headers: Vec<(&'static str, String)>,
-    delay: Option<Duration>,
+pub(crate) struct Resp {
+    pub(crate) status: u16,
+    pub(crate) mime: &'static str,
+    pub(crate) body: Vec<u8>,
+    pub(crate) headers: Vec<(&'static str, String)>,
+    pub(crate) delay: Option<Duration>,
 }
 
 impl Resp {
-    fn json(status: u16, value: &Value) -> Self {
+    pub(crate) fn json(status: u16, value: &Value) -> Self {
         Self {
             status,
             mime: "application/json; charset=utf-8",
@@ -241,7 +244,7 @@ impl Resp {
         }
     }
 
-    fn text(status: u16, mime: &'static str, body: impl Into<String>) -> Self {
+    pub(crate) fn text(status: u16, mime: &'static str, body: impl Into<String>) -> Self {
         Self {
             status,
             mime,
@@ -251,7 +254,7 @@ impl Resp {
         }
     }
 
-    fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+    pub(crate) fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
         self.headers.push((name, value.into()));
         self
     }
@@ -285,7 +288,7 @@ fn cloudflare_challenge() -> Resp {
     )
 }
 
-fn not_found_json() -> Resp {
+pub(crate) fn not_found_json() -> Resp {
     Resp::json(404, &json!({}))
 }
 
@@ -758,7 +761,8 @@ fn v2(state: &mut State, request: &Request, path: &str, at: Duration) -> (Resp, 
     } else if request.method.as_str() != "GET" {
         html_page(404, "The page you were looking for doesn't exist (404)")
     } else {
-        route(state, request, path)
+        crate::traps::before_route(state, request, path)
+            .unwrap_or_else(|| route(state, request, path))
     };
     if resp.status == 200 && rolls[3] < faults.malformed_rate {
         resp.body = if rolls[4] < 0.5 {
@@ -770,6 +774,7 @@ fn v2(state: &mut State, request: &Request, path: &str, at: Duration) -> (Resp, 
             broken
         };
     }
+    crate::traps::after_route(state, &mut resp);
     if rolls[5] < faults.hang_rate {
         resp.delay = Some(faults.hang_delay);
     } else if rolls[6] < faults.slow_rate {
@@ -793,7 +798,8 @@ fn parse_ids(text: &str) -> Vec<i64> {
 }
 
 fn list<R: Record>(state: &State, request: &Request, table: &Table<R>, scope: &Scope<'_>) -> Resp {
-    let query = ListQuery::parse(&request.url);
+    let mut query = ListQuery::parse(&request.url);
+    crate::traps::adjust_query(state, request.url.path(), &mut query);
     let ctx = RenderCtx::new(&state.store, state.config.live_users);
     match run(table, &query, scope, state.now_ms(), &ctx) {
         Ok(page) => page_response(state, request, &query, page),
