@@ -53,14 +53,11 @@ impl Default for EngineConfig {
     }
 }
 
-/// The default freshness targets: achievements_users cost one request per 100 users of a
-/// campus when their network-wide window is large, and blocs (with their coalitions' scores)
-/// change slowly, so both are refreshed at most hourly; everything else on every run.
+/// The default refresh intervals, from the one table all of ft42 reads
+/// ([`ft_store::DEFAULT_REFRESH`]: achievements_users and blocs at most hourly, everything else
+/// on every run). ft42 applies the config file's `[freshness]` overrides to the same table.
 pub fn default_freshness() -> BTreeMap<String, Duration> {
-    BTreeMap::from([
-        ("achievements_users".to_owned(), Duration::from_secs(3600)),
-        ("blocs".to_owned(), Duration::from_secs(3600)),
-    ])
+    ft_store::Freshness::default().refresh_intervals()
 }
 
 /// Which resources a sync covers.
