@@ -210,6 +210,10 @@ pub struct StatusArgs {
     /// Print JSON for machines instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Exit 6 when a scope is past its freshness target (or never completed a pass), for
+    /// alerting from cron; with -q only the stale scopes are printed, on stderr.
+    #[arg(long)]
+    pub check: bool,
 }
 
 /// `ft42 token ...`
