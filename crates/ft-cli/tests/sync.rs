@@ -69,6 +69,18 @@ async fn sync_users_then_status_shows_fresh_scopes() {
     cmd.args(["status", "--check"]);
     run(cmd).await.success();
 
+    // `ft42 runs`: the sync shows with its rows, requests and status.
+    let mut cmd = sb.ft42();
+    cmd.args(["runs", "--json", "-n", "5"]);
+    let out = run(cmd).await.success();
+    let runs: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let runs = runs.as_array().expect("a list of runs");
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0]["status"], "ok", "{runs:?}");
+    assert!(runs[0]["rows"].as_u64().unwrap() > 0, "{runs:?}");
+    assert!(runs[0]["requests"].as_u64().unwrap() > 0, "{runs:?}");
+    assert_eq!(runs[0]["responses_429"], 0, "{runs:?}");
+
     let store = Store::open(sb.file("ft42.db").to_str().unwrap()).unwrap();
     assert_eq!(
         store.count(Table::Users, false).unwrap() as usize,

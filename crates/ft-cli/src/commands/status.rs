@@ -8,7 +8,7 @@ use chrono::{NaiveDateTime, Utc};
 use ft_store::{Store, Table, TaskState};
 use serde::Serialize;
 
-use crate::cli::StatusArgs;
+use crate::cli::{RunsArgs, StatusArgs};
 use crate::config::Settings;
 use crate::exit::Exit;
 
@@ -286,4 +286,81 @@ fn print_human(r: &StatusReport) {
         r.backfill.relation_users_queued, r.backfill.estimated_requests, r.backfill.estimated_hours
     );
     println!("queue: {}", r.queue.describe());
+}
+
+/// One line of `ft42 runs`.
+#[derive(Debug, Serialize)]
+struct RunLine {
+    id: i64,
+    kind: String,
+    started_at: NaiveDateTime,
+    duration_seconds: Option<i64>,
+    rows: u64,
+    requests: u64,
+    responses_429: u64,
+    /// The engine's status, or `empty` for an `ok` run that committed nothing.
+    status: String,
+}
+
+/// `ft42 runs [-n N] [--json]`: the last runs, newest first.
+pub(crate) async fn runs(settings: &Settings, args: &RunsArgs) -> anyhow::Result<Exit> {
+    let store = open_store(settings).await?;
+    let last = i64::from(args.last);
+    let runs = blocking(move || {
+        store.schema_check()?;
+        Ok(store.runs(last)?)
+    })
+    .await
+    .context("cannot read the run history")?;
+    let lines: Vec<RunLine> = runs
+        .iter()
+        .map(|r| {
+            let figure = |key: &str| {
+                r.summary
+                    .as_ref()
+                    .and_then(|s| s.get(key))
+                    .and_then(serde_json::Value::as_u64)
+                    .unwrap_or(0)
+            };
+            RunLine {
+                id: r.id,
+                kind: r.kind.clone(),
+                started_at: r.started_at,
+                duration_seconds: r.finished_at.map(|f| (f - r.started_at).num_seconds()),
+                rows: figure("rows_written"),
+                requests: figure("requests"),
+                responses_429: figure("responses_429"),
+                status: run_outcome(r).to_owned(),
+            }
+        })
+        .collect();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&lines)?);
+        return Ok(Exit::Ok);
+    }
+    if lines.is_empty() {
+        println!("(no run yet: run `ft42 sync all`)");
+        return Ok(Exit::Ok);
+    }
+    println!(
+        "{:>6}  {:<10} {:<19} {:>9} {:>9} {:>9} {:>5}  STATUS",
+        "RUN", "KIND", "STARTED (UTC)", "DURATION", "ROWS", "REQUESTS", "429"
+    );
+    for l in &lines {
+        let duration = l
+            .duration_seconds
+            .map_or_else(|| "running".to_owned(), |s| format!("{s}s"));
+        println!(
+            "{:>6}  {:<10} {:<19} {:>9} {:>9} {:>9} {:>5}  {}",
+            l.id,
+            l.kind,
+            l.started_at.format("%Y-%m-%d %H:%M:%S"),
+            duration,
+            l.rows,
+            l.requests,
+            l.responses_429,
+            l.status
+        );
+    }
+    Ok(Exit::Ok)
 }
