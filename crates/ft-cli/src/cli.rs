@@ -93,6 +93,9 @@ pub enum Command {
     /// Show per-scope freshness, queued and failed tasks, and the API budget.
     Status(StatusArgs),
 
+    /// The run history: the last N runs with duration, rows, requests, 429s and status.
+    Runs(RunsArgs),
+
     /// Inspect the API credentials.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -207,6 +210,21 @@ pub struct WorkerArgs {
 /// Arguments of `ft42 status`.
 #[derive(Debug, Clone, Default, Args)]
 pub struct StatusArgs {
+    /// Print JSON for machines instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Exit 6 when a scope is past its freshness target (or never completed a pass), for
+    /// alerting from cron; with -q only the stale scopes are printed, on stderr.
+    #[arg(long)]
+    pub check: bool,
+}
+
+/// Arguments of `ft42 runs`.
+#[derive(Debug, Clone, Args)]
+pub struct RunsArgs {
+    /// How many runs to show, newest first.
+    #[arg(long, short = 'n', default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub last: u32,
     /// Print JSON for machines instead of a table.
     #[arg(long)]
     pub json: bool,

@@ -105,6 +105,7 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<Exit> {
         Command::Sync(args) => commands::sync::sync(&settings, &args).await,
         Command::Worker(args) => commands::sync::worker(&settings, &args).await,
         Command::Status(args) => commands::status::status(&settings, &args).await,
+        Command::Runs(args) => commands::status::runs(&settings, &args).await,
         Command::Daemon(_) => commands::daemon::daemon(&settings).await,
         Command::Demo(args) => commands::demo::demo(&settings, &args).await,
         Command::Integrity(args) => commands::integrity::integrity(&settings, &args).await,

@@ -250,6 +250,21 @@ impl ScheduleConfig {
     pub fn active(&self) -> impl Iterator<Item = &Job> {
         self.jobs.iter().filter(|j| j.when != When::Off)
     }
+
+    /// How long after its refresh interval a scope may go without a complete pass before it
+    /// is stale: three delta intervals when deltas run (two missed runs are tolerated), else a
+    /// day and a half for the nightly full sync ([`ft_store::DEFAULT_GRACE`]).
+    pub fn freshness_grace(&self) -> Duration {
+        match self
+            .jobs
+            .iter()
+            .find(|j| j.kind == JobKind::Delta)
+            .map(|j| j.when)
+        {
+            Some(When::Every(d)) => 3 * d,
+            _ => ft_store::DEFAULT_GRACE,
+        }
+    }
 }
 
 #[cfg(test)]

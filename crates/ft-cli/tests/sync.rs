@@ -38,10 +38,48 @@ async fn demo_runs_end_to_end_with_no_429() {
 async fn sync_users_then_status_shows_fresh_scopes() {
     let sim = sim(20, 2).await;
     let sb = Sandbox::new();
+    // Issue #18: `status --check` alerts (exit 6) while nothing is synced, and is quiet with -q
+    // except for the stale lines on stderr.
+    let mut cmd = sb.ft42();
+    cmd.args(["migrate", "-q"]);
+    run(cmd).await.success();
+    let mut cmd = sb.ft42();
+    cmd.args(["status", "--check", "-q"]);
+    let out = run(cmd).await.code(6);
+    let output = out.get_output();
+    assert!(output.stdout.is_empty(), "{output:?}");
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("nothing has been synced yet"),
+        "{output:?}"
+    );
+
+    // `-q` silences the run summary: cron mails only failures.
     let mut cmd = sb.ft42();
     point_at(&mut cmd, &sim);
-    cmd.args(["sync", "users"]);
+    cmd.args(["sync", "users", "-q"]);
+    let out = run(cmd).await.success();
+    assert!(
+        out.get_output().stdout.is_empty(),
+        "{:?}",
+        String::from_utf8_lossy(&out.get_output().stdout)
+    );
+
+    // Everything just synced is within its target.
+    let mut cmd = sb.ft42();
+    cmd.args(["status", "--check"]);
     run(cmd).await.success();
+
+    // `ft42 runs`: the sync shows with its rows, requests and status.
+    let mut cmd = sb.ft42();
+    cmd.args(["runs", "--json", "-n", "5"]);
+    let out = run(cmd).await.success();
+    let runs: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let runs = runs.as_array().expect("a list of runs");
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0]["status"], "ok", "{runs:?}");
+    assert!(runs[0]["rows"].as_u64().unwrap() > 0, "{runs:?}");
+    assert!(runs[0]["requests"].as_u64().unwrap() > 0, "{runs:?}");
+    assert_eq!(runs[0]["responses_429"], 0, "{runs:?}");
 
     let store = Store::open(sb.file("ft42.db").to_str().unwrap()).unwrap();
     assert_eq!(

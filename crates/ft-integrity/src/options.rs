@@ -1,47 +1,15 @@
 //! [`Options`]: what to check, against which targets, and which maintenance to run.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use ft_store::Table;
 
-/// How old a cursor's watermark may get before its scope counts as stale.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Freshness {
-    /// Target for resources not in `per_resource`.
-    pub default: Duration,
-    /// Targets by resource (`users`) or by resource and scope (`users:campus:1`); the more
-    /// specific key wins.
-    pub per_resource: BTreeMap<String, Duration>,
-}
-
-impl Default for Freshness {
-    /// Users and their campus and cursus memberships: 26 hours (a daily sync plus slack);
-    /// everything else: 8 days (a weekly sync plus slack).
-    fn default() -> Self {
-        let day_and_slack = Duration::from_secs(26 * 3600);
-        Freshness {
-            default: Duration::from_secs(8 * 24 * 3600),
-            per_resource: ["users", "campus_users", "cursus_users"]
-                .into_iter()
-                .map(|r| (r.to_owned(), day_and_slack))
-                .collect(),
-        }
-    }
-}
-
-impl Freshness {
-    /// The target for `resource` in `scope`.
-    pub fn target(&self, resource: &str, scope: &str) -> Duration {
-        self.per_resource
-            .get(&format!("{resource}:{scope}"))
-            .or_else(|| self.per_resource.get(resource))
-            .copied()
-            .unwrap_or(self.default)
-    }
-}
+/// How old a cursor's watermark may get before its scope counts as stale: the one definition
+/// the engine and `ft42 status` use too (refresh interval per resource plus the schedule's
+/// grace), re-exported from ft-store.
+pub use ft_store::Freshness;
 
 /// Which database maintenance to run after the checks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -103,7 +71,7 @@ pub struct Options {
     /// The time freshness is measured against; `None` means the system clock. Tests and
     /// simulators with their own clock set it.
     pub now: Option<DateTime<Utc>>,
-    /// Freshness targets per resource.
+    /// Freshness targets per resource (ft42 passes the same targets as `status` and the engine).
     pub freshness: Freshness,
     /// How long after its lease expired a `running` task counts as stuck (a worker that is
     /// about to renew its lease is not stuck).

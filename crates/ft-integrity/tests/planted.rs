@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
 use common::{at, campus, campus_user, found, projects_user, put, user};
-use ft_integrity::{Maintenance, Options, Severity};
+use ft_integrity::{Freshness, Maintenance, Options, Severity};
 use ft_store::test_support::TestDb;
 use ft_store::{CursorUpdate, Lane, NewTask, Table};
 
@@ -129,7 +129,8 @@ fn task(kind: &str, priority: i32) -> NewTask {
 fn stale_and_future_scopes_stuck_and_failed_tasks_are_reported() {
     for db in TestDb::all() {
         let store = db.store();
-        // Users are due daily (26 h), campuses weekly (8 days).
+        // Users may be 26 h old (refreshed every run, 26 h of grace), campuses 8 days (a
+        // weekly refresh interval on top of the grace).
         store
             .save_cursor(&cursor("users", "campus:1", Some(at(-30 * 60))))
             .unwrap();
@@ -164,8 +165,11 @@ fn stale_and_future_scopes_stuck_and_failed_tasks_are_reported() {
             .unwrap();
 
         // Measured 10 minutes from now: the 1 s lease expired beyond the 5 min grace.
+        let mut freshness = Freshness::with_grace(Duration::from_secs(26 * 3600));
+        freshness.set("campuses", Duration::from_secs(6 * 24 * 3600 + 22 * 3600));
         let options = Options {
             now: Some(Utc::now() + TimeDelta::minutes(10)),
+            freshness: freshness.clone(),
             ..Options::default()
         };
         let report = ft_integrity::run(store, &options).expect("runs");
@@ -206,7 +210,13 @@ fn stale_and_future_scopes_stuck_and_failed_tasks_are_reported() {
         assert_eq!(warnings.len(), 4, "{warnings:#?}");
 
         // Measured now, the lease is still within its grace: not stuck.
-        let report = ft_integrity::check(store, &Options::default());
+        let report = ft_integrity::check(
+            store,
+            &Options {
+                freshness,
+                ..Options::default()
+            },
+        );
         assert!(
             !found(&report, "freshness", Severity::Warning)
                 .iter()

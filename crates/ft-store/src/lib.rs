@@ -38,9 +38,11 @@ mod backup;
 mod cursors;
 mod engine_support;
 mod error;
+mod freshness;
 mod integrity_queries;
 mod lock;
 mod logs;
+mod ops;
 mod rate_ledger;
 mod raw_json;
 mod reads;
@@ -51,18 +53,22 @@ mod tasks;
 #[cfg(feature = "test-support")]
 pub mod test_support;
 mod upsert;
+mod url;
 
 pub use apply::{ApplyOutcome, ApplyPage, Fence, FetchLogEntry};
 pub use backup::{MIGRATIONS_TABLE, latest_schema_version};
 pub use cursors::{Cursor, CursorUpdate};
 pub use error::StoreError;
+pub use freshness::{DEFAULT_GRACE, DEFAULT_REFRESH, Freshness};
 pub use lock::{LockWait, WriterLock};
 pub use logs::{FetchLogRecord, IntegrityRun, RELATION_TAKE_LEASE, SyncRun};
+pub use ops::HourlyRequests;
 pub use rate_ledger::RateLedger;
 pub use reads::{Column, IdsWhere, StoredRow};
 pub use rows::{Rows, Table, UnknownTable};
-pub use store::{Backend, POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS, Store, StoreOptions, redact_url};
+pub use store::{Backend, POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS, Store, StoreOptions};
 pub use tasks::{ClaimedTask, Lane, NewTask, Task, TaskFilter, TaskState};
+pub use url::{DatabaseUrl, redact_url};
 
 /// Every table the migrations create, mirror tables first.
 pub const ALL_TABLE_NAMES: &[&str] = &[

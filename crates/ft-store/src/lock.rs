@@ -15,7 +15,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::error::StoreError;
-use crate::store::{Store, Target, parse_url};
+use crate::store::Store;
+use crate::url::DatabaseUrl;
 
 /// What to do when another process holds the lock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,9 +54,10 @@ impl Store {
         wait: LockWait,
         holder: &str,
     ) -> Result<Option<WriterLock>, StoreError> {
-        let path = match parse_url(&self.url)? {
-            Target::Postgres(_) => return Ok(None),
-            Target::Sqlite(path) => PathBuf::from(format!("{path}.lock")),
+        // The stored URL is redacted, which leaves an SQLite path as it was.
+        let path = match DatabaseUrl::parse(&self.url)?.sqlite_path() {
+            None => return Ok(None),
+            Some(path) => PathBuf::from(format!("{}.lock", path.display())),
         };
         let io_error = |e: std::io::Error| StoreError::LockFile {
             path: path.clone(),

@@ -11,6 +11,7 @@ use diesel::{PgConnection, SqliteConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use crate::error::StoreError;
+use crate::url::DatabaseUrl;
 
 /// Migrations for SQLite (`migrations/sqlite`).
 pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
@@ -102,69 +103,6 @@ impl fmt::Debug for Store {
     }
 }
 
-/// Where a URL points.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Target {
-    Postgres(String),
-    Sqlite(String),
-}
-
-/// Splits a database URL into backend and connection string. Accepts `postgres://...`,
-/// `postgresql://...`, `sqlite://PATH`, `sqlite:PATH` and plain paths.
-pub(crate) fn parse_url(url: &str) -> Result<Target, StoreError> {
-    let bad = |reason: &str| StoreError::BadUrl {
-        url: redact_url(url),
-        reason: reason.to_owned(),
-    };
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Ok(Target::Postgres(url.to_owned()));
-    }
-    let path = if let Some(rest) = url.strip_prefix("sqlite://") {
-        rest
-    } else if let Some(rest) = url.strip_prefix("sqlite:") {
-        rest
-    } else if url.contains("://") {
-        return Err(bad(
-            "expected postgres://, postgresql://, sqlite://PATH or a file path",
-        ));
-    } else {
-        url
-    };
-    if path.is_empty() {
-        return Err(bad("the SQLite path is empty"));
-    }
-    if path.contains("host=") || path.contains("dbname=") {
-        return Err(bad(
-            "this looks like a libpq keyword string; write it as postgres://USER@HOST:PORT/DB",
-        ));
-    }
-    if path == ":memory:" || path.contains("mode=memory") {
-        return Err(bad(
-            "in-memory SQLite is not supported: each pooled connection would get its own empty database; use a file",
-        ));
-    }
-    Ok(Target::Sqlite(path.to_owned()))
-}
-
-/// The URL with any password replaced by `***`. Non-URL strings (paths) come back unchanged.
-pub fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            // set_password only fails for URLs that cannot have one, which is excluded above.
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        _ => url.to_owned(),
-    }
-}
-
-/// The password of a URL, raw and percent-decoded, for scrubbing messages.
-fn url_secret(url: &str) -> Option<String> {
-    let parsed = url::Url::parse(url).ok()?;
-    let password = parsed.password()?;
-    Some(password.to_owned())
-}
-
 fn scrub(message: &str, secret: Option<&str>) -> String {
     match secret {
         Some(secret) if !secret.is_empty() => {
@@ -202,9 +140,13 @@ impl Store {
 
     /// [`Store::open`] with pool settings.
     pub fn open_with(url: &str, options: &StoreOptions) -> Result<Store, StoreError> {
-        let target = parse_url(url)?;
-        let redacted: Arc<str> = redact_url(url).into();
-        let secret: Option<Arc<str>> = url_secret(url).map(Into::into);
+        Store::connect(&DatabaseUrl::parse(url)?, options)
+    }
+
+    /// Opens a pool to an already parsed address, with pool settings.
+    pub fn connect(url: &DatabaseUrl, options: &StoreOptions) -> Result<Store, StoreError> {
+        let redacted: Arc<str> = url.redacted().into();
+        let secret: Option<Arc<str>> = url.password().map(Into::into);
         let connect_error = |message: String| StoreError::Connect {
             url: redacted.to_string(),
             message: scrub(&message, secret.as_deref()),
@@ -217,15 +159,17 @@ impl Store {
                 .min_idle(Some(1))
                 .connection_timeout(options.connection_timeout)
         }
-        let pool = match target {
-            Target::Postgres(conn_str) => {
+        let pool = match url.sqlite_path() {
+            None => {
+                let conn_str = url.expose_secret().to_owned();
                 // Connect once directly: r2d2 retries until its timeout and then reports only a
                 // generic error, while this gives the real reason at once.
                 PgConnection::establish(&conn_str).map_err(|e| connect_error(e.to_string()))?;
                 let manager = ConnectionManager::<PgConnection>::new(conn_str);
                 Pool::Pg(builder(options).build_unchecked(manager))
             }
-            Target::Sqlite(path) => {
+            Some(path) => {
+                let path = path.to_string_lossy().into_owned();
                 let mut conn = SqliteConnection::establish(&path).map_err(|e| {
                     connect_error(format!(
                         "{e} (check that the directory exists and is writable)"
@@ -521,55 +465,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn urls_dispatch_on_scheme() {
-        assert_eq!(
-            parse_url("postgres://u@h/db").unwrap(),
-            Target::Postgres("postgres://u@h/db".into())
-        );
-        assert_eq!(
-            parse_url("postgresql://u@h/db").unwrap(),
-            Target::Postgres("postgresql://u@h/db".into())
-        );
-        assert_eq!(
-            parse_url("sqlite:///tmp/a.db").unwrap(),
-            Target::Sqlite("/tmp/a.db".into())
-        );
-        assert_eq!(
-            parse_url("sqlite:data/a.db").unwrap(),
-            Target::Sqlite("data/a.db".into())
-        );
-        assert_eq!(
-            parse_url("data/a.db").unwrap(),
-            Target::Sqlite("data/a.db".into())
-        );
-        // A libpq keyword string must not silently become an SQLite file of that name.
-        assert!(matches!(
-            parse_url("host=127.0.0.1 port=1 dbname=x"),
-            Err(StoreError::BadUrl { .. })
-        ));
-        assert!(matches!(
-            parse_url("mysql://u@h/db"),
-            Err(StoreError::BadUrl { .. })
-        ));
-        assert!(matches!(
-            parse_url("sqlite://:memory:"),
-            Err(StoreError::BadUrl { .. })
-        ));
-        assert!(matches!(parse_url(""), Err(StoreError::BadUrl { .. })));
-    }
-
-    #[test]
     fn passwords_are_redacted_and_scrubbed() {
-        let url = "postgres://alice:s3cr%40t@db.example:5432/ft42";
-        let redacted = redact_url(url);
-        assert!(!redacted.contains("s3cr"), "{redacted}");
-        assert!(redacted.contains("alice"), "{redacted}");
-        let secret = url_secret(url);
+        let url = DatabaseUrl::parse("postgres://alice:s3cr%40t@db.example:5432/ft42").unwrap();
+        assert!(!url.redacted().contains("s3cr"), "{url}");
+        assert!(url.redacted().contains("alice"), "{url}");
+        let secret = url.password();
         let message = "failed for s3cr%40t and s3cr@t";
         assert_eq!(scrub(message, secret.as_deref()), "failed for *** and ***");
-        let err = parse_url("mysql://bob:hunter2@h/db")
-            .unwrap_err()
-            .to_string();
-        assert!(!err.contains("hunter2"), "{err}");
     }
 }

@@ -65,25 +65,11 @@ pub fn default_look_back() -> BTreeMap<String, Duration> {
     BTreeMap::from([("locations".to_owned(), Duration::from_secs(6 * 3600))])
 }
 
-/// The default freshness targets: achievements_users cost one request per 100 users of a
-/// campus when their network-wide window is large, blocs (with their coalitions' scores)
-/// change slowly, and deletion checks (one `X-Total` probe per campus and table when nothing
-/// was deleted) find what deltas cannot see but rarely anything new from one run to the next,
-/// so all of these are refreshed at most hourly by delta runs (a full run always does them);
-/// everything else on every run.
+/// The default refresh intervals, from the one table all of ft42 reads
+/// ([`ft_store::DEFAULT_REFRESH`]: achievements_users, blocs and the four deletion checks at
+/// most hourly, everything else on every run). ft42 applies the config file's `[freshness]` overrides to the same table.
 pub fn default_freshness() -> BTreeMap<String, Duration> {
-    let hourly = Duration::from_secs(3600);
-    [
-        "achievements_users",
-        "blocs",
-        "cursus_users_deletions",
-        "projects_users_deletions",
-        "coalitions_users_deletions",
-        "locations_deletions",
-    ]
-    .into_iter()
-    .map(|r| (r.to_owned(), hourly))
-    .collect()
+    ft_store::Freshness::default().refresh_intervals()
 }
 
 /// Which resources a sync covers.

@@ -35,6 +35,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
+use ft_store::DatabaseUrl;
 use ft_store::{Backend, Store};
 use sha2::{Digest, Sha256};
 
@@ -86,17 +87,13 @@ fn usage(message: impl Into<String>) -> anyhow::Error {
     Classified::error(Exit::Usage, message)
 }
 
-/// The SQLite file of a `sqlite://PATH`, `sqlite:PATH` or plain-path URL.
-fn sqlite_path(url: &str) -> PathBuf {
-    let path = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))
-        .unwrap_or(url);
-    PathBuf::from(path)
+/// The SQLite file of an SQLite URL (empty on PostgreSQL, which callers rule out first).
+fn sqlite_path(url: &DatabaseUrl) -> PathBuf {
+    url.sqlite_path().map(Path::to_path_buf).unwrap_or_default()
 }
 
-fn is_postgres(url: &str) -> bool {
-    url.starts_with("postgres://") || url.starts_with("postgresql://")
+fn is_postgres(url: &DatabaseUrl) -> bool {
+    url.backend() == Backend::Postgres
 }
 
 fn parent_dir(path: &Path) -> PathBuf {
@@ -162,8 +159,8 @@ pub fn create(settings: &Settings, now: DateTime<Utc>) -> anyhow::Result<Created
     let encryption = Encryption::from_settings(&settings.backup)?;
     let url = &settings.database_url;
     let origin = &settings.database_url_origin;
-    let store =
-        Store::open(url).with_context(|| format!("cannot open the database (from {origin})"))?;
+    let store = Store::open(url.expose_secret())
+        .with_context(|| format!("cannot open the database (from {origin})"))?;
     let schema_version = store
         .schema_version()
         .context("cannot read the schema version")?;
@@ -240,7 +237,7 @@ pub fn create(settings: &Settings, now: DateTime<Utc>) -> anyhow::Result<Created
                 .server_version_num()?
                 .context("the server did not report its version")?;
             let tool = pgtools::find("pg_dump", pgtools::server_major(server), "the server")?;
-            dump_postgres(url, &tool, &mut writer)?;
+            dump_postgres(url.expose_secret(), &tool, &mut writer)?;
             (tool.version, Some(server))
         }
     };
@@ -263,7 +260,7 @@ pub fn create(settings: &Settings, now: DateTime<Utc>) -> anyhow::Result<Created
         ft42_version: env!("CARGO_PKG_VERSION").to_owned(),
         created_at: now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         backend: settings_backend(url).as_str().to_owned(),
-        source: crate::config::redact_url(url),
+        source: url.redacted().to_owned(),
         schema_version,
         tool,
         server_version_num,
@@ -298,12 +295,8 @@ pub fn create(settings: &Settings, now: DateTime<Utc>) -> anyhow::Result<Created
     })
 }
 
-fn settings_backend(url: &str) -> Backend {
-    if is_postgres(url) {
-        Backend::Postgres
-    } else {
-        Backend::Sqlite
-    }
+fn settings_backend(url: &DatabaseUrl) -> Backend {
+    url.backend()
 }
 
 /// Applies rotation to the backup folder; returns the plan and the deletions that failed.
@@ -639,13 +632,13 @@ pub fn restore(settings: &Settings, file: &Path, force: bool) -> anyhow::Result<
     match &sqlite_target {
         Some(path) => {
             if path.is_file() && fs::metadata(path).is_ok_and(|m| m.len() > 0) {
-                let store = Store::open(&url)
+                let store = Store::open(url.expose_secret())
                     .with_context(|| format!("cannot open the database (from {origin})"))?;
                 check_target_empty(&store, force)?;
             }
         }
         None => {
-            let store = Store::open(&url)
+            let store = Store::open(url.expose_secret())
                 .with_context(|| format!("cannot open the database (from {origin})"))?;
             check_target_empty(&store, force)?;
         }
@@ -697,7 +690,11 @@ pub fn restore(settings: &Settings, file: &Path, force: bool) -> anyhow::Result<
         None => {
             let dump_major = pgtools::parse_major(&manifest.tool).unwrap_or(0);
             let tool = pgtools::find("pg_restore", dump_major, "the pg_dump that made the backup")?;
-            pgtools::restore(&tool, &pgtools::PgTarget::new(&url)?, &staged.database())?;
+            pgtools::restore(
+                &tool,
+                &pgtools::PgTarget::new(url.expose_secret())?,
+                &staged.database(),
+            )?;
         }
     }
     let archive_files = if manifest.includes_archive {
@@ -712,7 +709,7 @@ pub fn restore(settings: &Settings, file: &Path, force: bool) -> anyhow::Result<
         .export_dir
         .is_dir()
         .then(|| settings.export_dir.clone());
-    let (migrations, report) = migrate_and_check(&url, exports)?;
+    let (migrations, report) = migrate_and_check(url.expose_secret(), exports)?;
     Ok(Restored {
         path: file.to_owned(),
         manifest,
@@ -758,7 +755,7 @@ pub fn verify(settings: &Settings, file: Option<PathBuf>) -> anyhow::Result<Rest
                 file.display()
             )));
         }
-        let admin = Store::open(url).context("cannot open the database server")?;
+        let admin = Store::open(url.expose_secret()).context("cannot open the database server")?;
         let name = format!(
             "ft42_verify_{}_{}",
             Utc::now().format("%Y%m%d%H%M%S"),
@@ -771,7 +768,7 @@ pub fn verify(settings: &Settings, file: Option<PathBuf>) -> anyhow::Result<Rest
             )
         })?;
         let scratch_db = ScratchDatabase { admin, name };
-        let mut scratch_url = url::Url::parse(url).context("bad PostgreSQL URL")?;
+        let mut scratch_url = url::Url::parse(url.expose_secret()).context("bad PostgreSQL URL")?;
         scratch_url.set_path(&format!("/{}", scratch_db.name));
         let scratch_url = scratch_url.to_string();
         let dump_major = pgtools::parse_major(&manifest.tool).unwrap_or(0);

@@ -38,6 +38,10 @@ const PASSED_ENV: &[&str] = &[
     "FT42_RATE_HOUR_S",
     "FT42_LOG_DIR",
     "FT42_EXPORT_DIR",
+    "FT42_EXPORT_RETENTION_DAYS",
+    // Issue #18: a job without these would run with one application and its own budget.
+    "FT42_APPLICATIONS_FILE",
+    "FT42_SHARED_BUDGET",
     "FT42_BACKUP_DIR",
     "FT42_BACKUP_RECIPIENT",
     "FT42_BACKUP_PASSPHRASE_FILE",

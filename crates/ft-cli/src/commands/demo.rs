@@ -87,7 +87,7 @@ pub(crate) async fn demo(settings: &Settings, args: &DemoArgs) -> anyhow::Result
     // environment and the config file are ignored on purpose: they usually point at the real
     // mirror, which must never receive simulated rows.
     let database_url = if matches!(settings.database_url_origin, Origin::Flag(_)) {
-        settings.database_url.clone()
+        settings.database_url.expose_secret().to_owned()
     } else {
         remove_sqlite_files(DEMO_DATABASE.trim_start_matches("sqlite://"));
         DEMO_DATABASE.to_owned()

@@ -35,6 +35,8 @@ pub(crate) async fn integrity(settings: &Settings, args: &IntegrityArgs) -> anyh
     let export_dir = settings.export_dir.clone();
     let options = Options {
         exports_dir: export_dir.is_dir().then_some(export_dir),
+        // The same targets as `ft42 status` and the engine (defaults, [freshness], schedule).
+        freshness: settings.freshness.clone(),
         spot_check,
         api_totals,
         maintenance: Maintenance {

@@ -8,10 +8,9 @@ use chrono::{NaiveDateTime, Utc};
 use ft_store::{Store, Table, TaskState};
 use serde::Serialize;
 
-use crate::cli::StatusArgs;
+use crate::cli::{RunsArgs, StatusArgs};
 use crate::config::Settings;
 use crate::exit::Exit;
-use crate::schedule::{JobKind, When};
 
 use super::support::{blocking, open_store};
 
@@ -76,21 +75,6 @@ struct StatusReport {
     queue: ft_sync::Backlog,
 }
 
-/// How stale a scope may get before `status` calls it stale: three delta intervals when
-/// deltas run, else a day and a half of the nightly full sync.
-fn freshness_target(settings: &Settings) -> i64 {
-    let delta = settings
-        .schedule
-        .jobs
-        .iter()
-        .find(|j| j.kind == JobKind::Delta)
-        .map(|j| j.when);
-    match delta {
-        Some(When::Every(d)) => 3 * d.as_secs() as i64,
-        _ => 36 * 3600,
-    }
-}
-
 fn collect(store: &Store, settings: &Settings) -> anyhow::Result<StatusReport> {
     store.schema_check()?;
     let now = Utc::now().naive_utc();
@@ -98,14 +82,19 @@ fn collect(store: &Store, settings: &Settings) -> anyhow::Result<StatusReport> {
     for table in Table::ALL {
         tables.insert(table.as_str().to_owned(), store.count(*table, false)?);
     }
-    let target = freshness_target(settings);
     let scopes = store
         .cursors()?
         .into_iter()
         .map(|c| {
             let age = c.watermark.map(|w| (now - w).num_seconds());
+            let freshness = &settings.freshness;
+            let target = freshness.target(&c.resource, &c.scope).as_secs() as i64;
             ScopeStatus {
-                fresh: age.is_some_and(|a| a <= target),
+                fresh: !freshness.is_stale(
+                    &c.resource,
+                    &c.scope,
+                    age.map(|a| std::time::Duration::from_secs(a.max(0) as u64)),
+                ),
                 resource: c.resource,
                 scope: c.scope,
                 watermark: c.watermark,
@@ -131,17 +120,19 @@ fn collect(store: &Store, settings: &Settings) -> anyhow::Result<StatusReport> {
             .insert(state.as_str().to_owned(), n);
     }
     let runs = store.runs(10)?;
+    // A run that committed nothing (no page, no task done) is not a success, whatever its
+    // status says: an interrupted or empty run must not hide a stalled mirror.
     let last_success = runs
         .iter()
-        .filter(|r| r.status == "ok" || r.status == "done" || r.status == "success")
+        .filter(|r| run_outcome(r) == "ok")
         .filter_map(|r| r.finished_at)
         .max();
     let last_runs = runs
         .into_iter()
         .map(|r| RunInfo {
+            status: run_outcome(&r).to_owned(),
             id: r.id,
             kind: r.kind,
-            status: r.status,
             started_at: r.started_at,
             finished_at: r.finished_at,
             summary: r.summary,
@@ -180,17 +171,54 @@ fn collect(store: &Store, settings: &Settings) -> anyhow::Result<StatusReport> {
     })
 }
 
-/// Prints the status; exits 0 even when scopes are stale (that is information, not failure).
+/// A run's outcome for people and alerts: the engine's status, except that a run marked `ok`
+/// that committed nothing (no page and no task done) is `empty`.
+fn run_outcome(run: &ft_store::SyncRun) -> &str {
+    let figure = |key: &str| {
+        run.summary
+            .as_ref()
+            .and_then(|s| s.get(key))
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0)
+    };
+    if run.status == "ok" && figure("pages") == 0 && figure("tasks_done") == 0 {
+        "empty"
+    } else {
+        &run.status
+    }
+}
+
+/// Prints the status. Stale scopes are information (exit 0) unless `--check` asks for an
+/// alert: then any scope past its freshness target, or without a complete pass, exits 6.
 pub(crate) async fn status(settings: &Settings, args: &StatusArgs) -> anyhow::Result<Exit> {
     let store = open_store(settings).await?;
     let s = settings.clone();
     let report = blocking(move || collect(&store, &s).context("cannot read the status")).await?;
+    let stale: Vec<&ScopeStatus> = report.scopes.iter().filter(|s| !s.fresh).collect();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
+    } else if !(args.check && settings.quiet) {
         print_human(&report);
     }
-    Ok(Exit::Ok)
+    if !args.check {
+        return Ok(Exit::Ok);
+    }
+    if stale.is_empty() && !report.scopes.is_empty() {
+        return Ok(Exit::Ok);
+    }
+    for scope in &stale {
+        eprintln!(
+            "stale: {} {}: last complete pass {} (target {}m)",
+            scope.resource,
+            scope.scope,
+            ago(scope.age_seconds),
+            scope.target_seconds / 60
+        );
+    }
+    if report.scopes.is_empty() {
+        eprintln!("stale: nothing has been synced yet; run `ft42 sync all`");
+    }
+    Ok(Exit::IntegrityFindings)
 }
 
 fn ago(seconds: Option<i64>) -> String {
@@ -258,4 +286,81 @@ fn print_human(r: &StatusReport) {
         r.backfill.relation_users_queued, r.backfill.estimated_requests, r.backfill.estimated_hours
     );
     println!("queue: {}", r.queue.describe());
+}
+
+/// One line of `ft42 runs`.
+#[derive(Debug, Serialize)]
+struct RunLine {
+    id: i64,
+    kind: String,
+    started_at: NaiveDateTime,
+    duration_seconds: Option<i64>,
+    rows: u64,
+    requests: u64,
+    responses_429: u64,
+    /// The engine's status, or `empty` for an `ok` run that committed nothing.
+    status: String,
+}
+
+/// `ft42 runs [-n N] [--json]`: the last runs, newest first.
+pub(crate) async fn runs(settings: &Settings, args: &RunsArgs) -> anyhow::Result<Exit> {
+    let store = open_store(settings).await?;
+    let last = i64::from(args.last);
+    let runs = blocking(move || {
+        store.schema_check()?;
+        Ok(store.runs(last)?)
+    })
+    .await
+    .context("cannot read the run history")?;
+    let lines: Vec<RunLine> = runs
+        .iter()
+        .map(|r| {
+            let figure = |key: &str| {
+                r.summary
+                    .as_ref()
+                    .and_then(|s| s.get(key))
+                    .and_then(serde_json::Value::as_u64)
+                    .unwrap_or(0)
+            };
+            RunLine {
+                id: r.id,
+                kind: r.kind.clone(),
+                started_at: r.started_at,
+                duration_seconds: r.finished_at.map(|f| (f - r.started_at).num_seconds()),
+                rows: figure("rows_written"),
+                requests: figure("requests"),
+                responses_429: figure("responses_429"),
+                status: run_outcome(r).to_owned(),
+            }
+        })
+        .collect();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&lines)?);
+        return Ok(Exit::Ok);
+    }
+    if lines.is_empty() {
+        println!("(no run yet: run `ft42 sync all`)");
+        return Ok(Exit::Ok);
+    }
+    println!(
+        "{:>6}  {:<10} {:<19} {:>9} {:>9} {:>9} {:>5}  STATUS",
+        "RUN", "KIND", "STARTED (UTC)", "DURATION", "ROWS", "REQUESTS", "429"
+    );
+    for l in &lines {
+        let duration = l
+            .duration_seconds
+            .map_or_else(|| "running".to_owned(), |s| format!("{s}s"));
+        println!(
+            "{:>6}  {:<10} {:<19} {:>9} {:>9} {:>9} {:>5}  {}",
+            l.id,
+            l.kind,
+            l.started_at.format("%Y-%m-%d %H:%M:%S"),
+            duration,
+            l.rows,
+            l.requests,
+            l.responses_429,
+            l.status
+        );
+    }
+    Ok(Exit::Ok)
 }

@@ -14,7 +14,7 @@ use crate::config::{Settings, SharedBudgetMode};
 pub(crate) const USER_AGENT: &str = concat!(
     "ft42/",
     env!("CARGO_PKG_VERSION"),
-    " (+https://example.invalid/ft42)"
+    " (+https://github.com/ft42/ft42)"
 );
 
 /// Runs blocking store work off the async threads.
@@ -33,7 +33,8 @@ pub(crate) async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
     let url = settings.database_url.clone();
     let origin = settings.database_url_origin.clone();
     blocking(move || {
-        Store::open(&url).with_context(|| format!("cannot open the database (from {origin})"))
+        Store::open(url.expose_secret())
+            .with_context(|| format!("cannot open the database (from {origin})"))
     })
     .await
 }

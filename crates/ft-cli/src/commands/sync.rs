@@ -30,7 +30,7 @@ pub(crate) fn engine_config(settings: &Settings) -> EngineConfig {
         export_dir: Some(settings.export_dir.clone()),
         archive_retention_days: (settings.export_retention_days > 0)
             .then_some(settings.export_retention_days),
-        freshness: settings.freshness.clone(),
+        freshness: settings.freshness.refresh_intervals(),
         ..EngineConfig::default()
     }
 }
@@ -112,8 +112,11 @@ pub(crate) fn finish(
     interrupted: bool,
     settings: &Settings,
 ) -> anyhow::Result<Exit> {
-    print_summary(&summary, settings);
-    if interrupted {
+    // `-q`: nothing on success, so cron mails only failures (which go to stderr).
+    if !settings.quiet {
+        print_summary(&summary, settings);
+    }
+    if interrupted && !settings.quiet {
         println!(
             "interrupted: the page in flight was committed; {} task(s) stay queued for the next \
              run (`ft42 worker`)",
