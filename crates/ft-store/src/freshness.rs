@@ -126,7 +126,14 @@ mod tests {
         assert_eq!(f.refresh("users", "campus:1"), Duration::ZERO);
         assert_eq!(
             f.refresh_intervals().keys().collect::<Vec<_>>(),
-            ["achievements_users", "blocs"]
+            [
+                "achievements_users",
+                "blocs",
+                "coalitions_users_deletions",
+                "cursus_users_deletions",
+                "locations_deletions",
+                "projects_users_deletions"
+            ]
         );
         assert_eq!(f.target("users", "campus:1"), DEFAULT_GRACE);
         assert_eq!(f.target("blocs", "campus:1"), H + DEFAULT_GRACE);
