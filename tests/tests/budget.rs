@@ -26,7 +26,7 @@ async fn a_sync_larger_than_the_hourly_budget_spans_hours_without_a_429() {
     let sim = ft_sim::Sim::builder()
         .seed(31)
         .campuses(2)
-        .users_per_campus(30)
+        .users_per_campus(60)
         .limits(limits)
         .start()
         .await;

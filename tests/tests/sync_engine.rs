@@ -64,12 +64,13 @@ async fn a_delta_after_drift_restores_the_truth_and_costs_one_request_per_quiet_
             unwindowed + piscine,
             "only unwindowed listings re-read rows"
         );
-        // 4 global listings (campuses, cursus, projects, achievements) + 3 per campus, plus
-        // the re-read of active piscine cursus_users by id (100 per request). The deletion
-        // checks ran with the first sync and are fresh for an hour.
+        // 4 global listings (campuses, cursus, projects, achievements) + 3 for the set of both
+        // campuses (users, campus_users, cursus_users: comma lists, not one request per
+        // campus), plus the re-read of active piscine cursus_users by id (100 per request).
+        // The deletion checks ran with the first sync and are fresh for an hour.
         assert_eq!(
             quiet.pages,
-            4 + 3 * 2 + (piscine as u64).div_ceil(100),
+            4 + 3 + (piscine as u64).div_ceil(100),
             "one page per scope"
         );
 
@@ -209,6 +210,12 @@ async fn a_missing_campus_fails_its_tasks_and_the_rest_of_the_run_goes_on() {
     assert!(
         matches!(err, ft_sync::SyncError::TasksFailed { .. }),
         "{err}"
+    );
+    // The failure names the campus that does not exist (campus-scoped listings read both
+    // campuses in one request; only the campus list can tell that one is missing).
+    assert!(
+        err.to_string().contains("[999] not found"),
+        "the error does not name the unknown campus: {err}"
     );
     // Campus 1 was synced all the same.
     let users = db.store().count(Table::Users, false).expect("count");

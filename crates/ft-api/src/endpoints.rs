@@ -125,8 +125,10 @@ pub const PROJECTS: ListEndpoint<Project> =
 /// `/v2/achievements`.
 pub const ACHIEVEMENTS: ListEndpoint<Achievement> =
     ListEndpoint::new("/v2/achievements", &["id"], DEFAULT_PER_PAGE);
-/// `/v2/users` (by id: parents that relation rows refer to).
-pub const USERS: ListEndpoint<User> = ListEndpoint::new("/v2/users", &["id"], DEFAULT_PER_PAGE);
+/// `/v2/users`: by id (parents that relation rows refer to) or by primary campus (the users of
+/// a campus set; it has no `campus_id` filter).
+pub const USERS: ListEndpoint<User> =
+    ListEndpoint::new("/v2/users", &["id", "primary_campus_id"], DEFAULT_PER_PAGE);
 /// `/v2/campus/:id/users`.
 pub const USERS_OF_CAMPUS: ListEndpoint<User> =
     ListEndpoint::new("/v2/campus/{campus_id}/users", &["id"], DEFAULT_PER_PAGE);

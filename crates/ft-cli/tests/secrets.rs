@@ -88,7 +88,7 @@ async fn no_secret_or_token_reaches_output_logs_or_files() {
     let sim = ft_sim::Sim::builder()
         .seed(4242)
         .campuses(2)
-        .users_per_campus(25)
+        .users_per_campus(150)
         .limits(Limits {
             per_second: 10,
             per_hour: 100_000,

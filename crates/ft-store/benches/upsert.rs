@@ -198,6 +198,8 @@ fn run(
             enqueue_users: Vec::new(),
             mark_deleted: None,
             also: Vec::new(),
+            also_cursors: Vec::new(),
+            drop_cursor: None,
         };
         let (started, cpu_started) = (Instant::now(), cpu_seconds(server_db));
         let outcome = store.apply_page(page_data).expect("apply_page");

@@ -69,6 +69,12 @@ pub struct ApplyPage {
     /// Rows of other tables that came embedded in the page (the coalitions inside blocs),
     /// written in the same transaction.
     pub also: Vec<Rows>,
+    /// More cursors saved with the page: the per-campus cursors a completed campus-set pass
+    /// advances.
+    pub also_cursors: Vec<CursorUpdate>,
+    /// A cursor (resource, scope) deleted with the page: a completed campus-set pass's own
+    /// resume cursor, whose record now lives in its members' cursors.
+    pub drop_cursor: Option<(String, String)>,
 }
 
 impl ApplyPage {
@@ -82,6 +88,8 @@ impl ApplyPage {
             enqueue_users: Vec::new(),
             mark_deleted: None,
             also: Vec::new(),
+            also_cursors: Vec::new(),
+            drop_cursor: None,
         }
     }
 }
@@ -233,6 +241,8 @@ impl Store {
             enqueue_users,
             mark_deleted,
             also,
+            also_cursors,
+            drop_cursor,
         } = page;
         let received = rows.len() + also.iter().map(Rows::len).sum::<usize>();
         with_tx!(self,
@@ -244,7 +254,7 @@ impl Store {
                 for extra in also {
                     count = count.plus(upsert_any!(conn, extra, pg)?);
                 }
-                apply_rest!(conn, count, received, cursor, fetch_log, enqueue_users, mark_deleted, now)
+                apply_rest!(conn, count, received, cursor, also_cursors, drop_cursor, fetch_log, enqueue_users, mark_deleted, now)
             },
             sqlite: |conn| {
                 if let Some(fence) = &fence {
@@ -254,7 +264,7 @@ impl Store {
                 for extra in also {
                     count = count.plus(upsert_any!(conn, extra, sqlite)?);
                 }
-                apply_rest!(conn, count, received, cursor, fetch_log, enqueue_users, mark_deleted, now)
+                apply_rest!(conn, count, received, cursor, also_cursors, drop_cursor, fetch_log, enqueue_users, mark_deleted, now)
             }
         )
     }
@@ -272,7 +282,7 @@ impl Store {
 
 /// The part of apply_page after the upsert, shared by both backends.
 macro_rules! apply_rest {
-    ($conn:expr, $count:expr, $received:expr, $cursor:expr, $fetch_log:expr, $enqueue:expr, $mark:expr, $now:expr) => {{
+    ($conn:expr, $count:expr, $received:expr, $cursor:expr, $also_cursors:expr, $drop_cursor:expr, $fetch_log:expr, $enqueue:expr, $mark:expr, $now:expr) => {{
         let count: crate::upsert::UpsertCount = $count;
         let marked_deleted = match &$mark {
             Some((table, ids)) => mark_deleted_stmt!($conn, *table, ids, $now)?,
@@ -280,6 +290,19 @@ macro_rules! apply_rest {
         };
         if let Some(cursor) = &$cursor {
             save_cursor_stmt!($conn, cursor, $now)?;
+        }
+        for cursor in &$also_cursors {
+            save_cursor_stmt!($conn, cursor, $now)?;
+        }
+        if let Some((resource, scope)) = &$drop_cursor {
+            use crate::schema::cursors as c;
+            diesel::delete(
+                c::table
+                    .filter(c::resource.eq(resource))
+                    .filter(c::scope.eq(scope)),
+            )
+            .execute($conn)
+            .map_err(StoreError::q("delete cursor", "cursors"))?;
         }
         if let Some(entry) = &$fetch_log {
             diesel::insert_into(fetch_log::table)

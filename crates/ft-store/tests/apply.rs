@@ -54,6 +54,8 @@ fn full_page(rows: Rows, fence: Option<Fence>) -> ApplyPage {
         enqueue_users: vec![(1, "new user".into()), (2, "new user".into())],
         mark_deleted: None,
         also: Vec::new(),
+        also_cursors: Vec::new(),
+        drop_cursor: None,
     }
 }
 

@@ -1,5 +1,6 @@
 //! The engine: plans requests into durable tasks and drives workers over the queue.
 
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,6 +48,16 @@ pub(crate) struct RunConfig {
     pub(crate) max_attempts: i32,
     pub(crate) archive: Option<Archive>,
     pub(crate) max_relation_users: usize,
+}
+
+/// Whether and how the plan reads one scope.
+enum ScopeDue {
+    /// Its last pass is younger than its freshness target.
+    Fresh,
+    /// A plan still in flight completed it.
+    DoneInUnfinishedPlan,
+    /// Read it: whole (`None`) or from `since`.
+    Read { since: Option<DateTime<Utc>> },
 }
 
 /// How long a delta request leaves alone a scope that a still unfinished plan completed.
@@ -213,107 +224,91 @@ impl Engine {
         let mut summary = PlanSummary::default();
         let mut tasks = Vec::new();
         let mut modes = Vec::new();
-        // Priority of each planned task by dedupe key: a task that reads another's rows is
-        // given a lower priority than it, so a backfill never yields to its own dependants.
-        let mut planned: std::collections::HashMap<String, i32> = Default::default();
-        // Piscine levels are re-read only on top of deltas: a full read of cursus_users
-        // already has every level.
-        let mut cursus_users_full = req.mode == Mode::Full;
+        // Every planned task by dedupe key: its listing, campuses and priority. A task that
+        // reads another's rows waits for it and gets a lower priority than it, so a backfill
+        // never yields to its own dependants.
+        let mut planned: HashMap<String, (Listing, Vec<i64>, i32)> = HashMap::new();
+        // Campuses whose listing this plan reads whole: re-reads of the same rows (piscine
+        // levels, open sessions) are left out for them.
+        let mut read_whole: HashMap<Listing, HashSet<i64>> = HashMap::new();
         let unfinished = self.unfinished_plans().await?;
+        let mut campuses = campuses.to_vec();
+        campuses.sort_unstable();
+        campuses.dedup();
         for &listing in listings {
-            if listing == Listing::PiscineLevels && cursus_users_full {
+            let rereads_of = match listing {
+                Listing::PiscineLevels => Some(Listing::CursusUsers),
+                Listing::OpenLocations => Some(Listing::Locations),
+                _ => None,
+            };
+            // Piscine levels are re-read only on top of deltas: a full read of cursus_users
+            // already has every level.
+            if listing == Listing::PiscineLevels
+                && (req.mode == Mode::Full
+                    || rereads_of
+                        .and_then(|l| read_whole.get(&l))
+                        .is_some_and(|s| !s.is_empty()))
+            {
                 continue;
             }
-            let scopes: Vec<Option<i64>> = if listing.campus_scoped() {
-                campuses.iter().copied().map(Some).collect()
+            let scope_campuses: Vec<Option<i64>> = if listing.campus_scoped() {
+                campuses
+                    .iter()
+                    .copied()
+                    .filter(|c| {
+                        !rereads_of
+                            .and_then(|l| read_whole.get(&l))
+                            .is_some_and(|s| s.contains(c))
+                    })
+                    .map(Some)
+                    .collect()
             } else {
                 vec![None]
             };
-            for campus_id in scopes {
-                let resource = listing.as_str();
-                let scope = scope_of(campus_id);
-                let store = self.store.clone();
-                let force = req.force;
-                let key = format!("{resource}:{scope}");
-                let cursor = {
-                    let (r, s, k) = (resource.to_owned(), scope.clone(), key.clone());
-                    blocking(move || {
-                        if force {
-                            store.cancel_live(&k, "replaced by a --force run")?;
-                            store.delete_cursor(&r, &s)?;
-                            // An achievements_users pass keeps its batch position apart.
-                            store.delete_cursor(&format!("{r}.batches"), &s)?;
-                        }
-                        store.cursor(&r, &s)
-                    })
+            // Each scope's pass: full (`None`) or a delta from `since`.
+            let mut due: Vec<(Option<i64>, Option<DateTime<Utc>>)> = Vec::new();
+            for campus_id in scope_campuses {
+                match self
+                    .scope_due(req, listing, campus_id, &unfinished, now)
                     .await?
-                };
-                let watermark = cursor.and_then(|c| c.watermark).map(|w| w.and_utc());
-                // Completed by a plan that is still in flight (the run was interrupted, or
-                // another worker is on it): a full request does not read it again when that
-                // plan read whole scopes too; a delta skips it while it is younger than
-                // `UNFINISHED_PLAN_DELTA_SKIP` (a long backfill's early scopes still get their
-                // deltas).
-                if let Some(w) = watermark
-                    && !req.force
-                    && unfinished.iter().any(|&(until, mode)| {
-                        (until - w).abs() < chrono::Duration::milliseconds(1)
-                            && match req.mode {
-                                Mode::Full => mode == PassMode::Full,
-                                _ => now - w < UNFINISHED_PLAN_DELTA_SKIP,
-                            }
-                    })
                 {
-                    summary.done_in_unfinished_plan += 1;
-                    continue;
+                    ScopeDue::Fresh => summary.fresh += 1,
+                    ScopeDue::DoneInUnfinishedPlan => summary.done_in_unfinished_plan += 1,
+                    ScopeDue::Read { since } => due.push((campus_id, since)),
                 }
-                if let (Some(w), Some(target), false, false) = (
-                    watermark,
-                    self.config.freshness.get(resource),
-                    req.force,
-                    req.mode == Mode::Full,
-                ) && now - w < chrono::Duration::from_std(*target).unwrap_or_default()
-                {
-                    summary.fresh += 1;
-                    continue;
-                }
-                let delta_since = match (req.mode, watermark) {
-                    (Mode::Full, _) | (_, None) => None,
-                    (Mode::Delta | Mode::Auto, Some(w)) if listing.has_updated_at() => {
-                        let look_back = self
-                            .config
-                            .look_back
-                            .get(resource)
-                            .unwrap_or(&self.config.overlap);
-                        Some(w - chrono::Duration::from_std(*look_back).unwrap_or_default())
-                    }
-                    _ => None,
-                };
-                let mode = if delta_since.is_some() {
+            }
+            for (campuses_of_task, since) in self.group(listing, due).await? {
+                let mode = if since.is_some() {
                     PassMode::Delta
                 } else {
                     PassMode::Full
                 };
-                if listing == Listing::CursusUsers && mode == PassMode::Full {
-                    cursus_users_full = true;
+                if mode == PassMode::Full {
+                    read_whole
+                        .entry(listing)
+                        .or_default()
+                        .extend(campuses_of_task.iter().copied());
                 }
-                // What this task reads must be written first: the same scope's producers, or
-                // for work over everything, every task planned before it.
-                let after: Vec<String> = match listing.stage() {
-                    Stage::Last => planned.keys().cloned().collect(),
-                    _ if listing == Listing::PiscineLevels => planned
-                        .keys()
-                        .filter(|k| k.starts_with("cursus_users:campus:"))
-                        .cloned()
-                        .collect(),
-                    _ => listing
-                        .resource()
-                        .reads_from
-                        .iter()
-                        .map(|dep| format!("{}:{scope}", dep.as_str()))
-                        .filter(|k| planned.contains_key(k))
-                        .collect(),
+                let (campus_id, campus_set) = match campuses_of_task.as_slice() {
+                    [] => (None, None),
+                    [one] => (Some(*one), None),
+                    set => (None, Some(set.to_vec())),
                 };
+                // What this task reads must be written first: the producers of its campuses,
+                // or for work over everything, every task planned before it.
+                let after: Vec<String> = planned
+                    .iter()
+                    .filter(|(_, (l, cs, _))| match listing.stage() {
+                        Stage::Last => true,
+                        _ => {
+                            (listing.resource().reads_from.contains(l) || rereads_of == Some(*l))
+                                && (campuses_of_task.is_empty()
+                                    || listing == Listing::PiscineLevels
+                                    || cs.iter().any(|c| campuses_of_task.contains(c)))
+                        }
+                    })
+                    .map(|(k, _)| k.clone())
+                    .collect();
                 // A full read of a large scope is backfill; deltas and small re-checks are hot.
                 let lane = if mode == PassMode::Full && listing.has_updated_at() {
                     Lane::Backfill
@@ -324,18 +319,19 @@ impl Engine {
                 let priority = after
                     .iter()
                     .filter_map(|k| planned.get(k))
-                    .map(|p| p - 1)
+                    .map(|(_, _, p)| p - 1)
                     .fold(base, i32::min);
                 let payload = TaskPayload {
                     version: PAYLOAD_VERSION,
                     listing,
                     campus_id,
+                    campus_set,
                     ids: match (listing.resource().scope, &req.campuses) {
                         (ScopeShape::CampusSet, Some(ids)) => Some(ids.clone()),
                         _ => None,
                     },
                     mode,
-                    since: delta_since,
+                    since,
                     until: now,
                     enqueue_changed_users: mode == PassMode::Delta && listing == Listing::Users,
                     after,
@@ -344,9 +340,11 @@ impl Engine {
                         _ => None,
                     },
                 };
+                let scope = payload.scope();
+                let key = format!("{}:{scope}", listing.as_str());
                 let task = NewTask {
-                    kind: resource.to_owned(),
-                    scope: scope.clone(),
+                    kind: listing.as_str().to_owned(),
+                    scope,
                     payload: serde_json::to_value(&payload).map_err(|e| SyncError::Data {
                         what: "task payload".to_owned(),
                         detail: e.to_string(),
@@ -357,7 +355,7 @@ impl Engine {
                     next_run_at: Utc::now().naive_utc(),
                     dedupe_key: Some(key.clone()),
                 };
-                planned.insert(key, priority);
+                planned.insert(key, (listing, campuses_of_task, priority));
                 modes.push(mode);
                 tasks.push(task);
             }
@@ -396,6 +394,133 @@ impl Engine {
             );
         }
         Ok(summary)
+    }
+
+    /// Whether one scope of a listing is read by this plan, and how: a `--force` run forgets
+    /// its cursor first.
+    async fn scope_due(
+        &self,
+        req: &SyncRequest,
+        listing: Listing,
+        campus_id: Option<i64>,
+        unfinished: &[(DateTime<Utc>, PassMode)],
+        now: DateTime<Utc>,
+    ) -> Result<ScopeDue> {
+        let resource = listing.as_str();
+        let scope = scope_of(campus_id);
+        let store = self.store.clone();
+        let force = req.force;
+        let cursor = {
+            let (r, s) = (resource.to_owned(), scope.clone());
+            blocking(move || {
+                if force {
+                    store.cancel_live(&format!("{r}:{s}"), "replaced by a --force run")?;
+                    store.delete_cursor(&r, &s)?;
+                    // An achievements_users pass keeps its batch position apart.
+                    store.delete_cursor(&format!("{r}.batches"), &s)?;
+                }
+                store.cursor(&r, &s)
+            })
+            .await?
+        };
+        let watermark = cursor.and_then(|c| c.watermark).map(|w| w.and_utc());
+        // Completed by a plan that is still in flight (the run was interrupted, or another
+        // worker is on it): a full request does not read it again when that plan read whole
+        // scopes too; a delta skips it while it is younger than `UNFINISHED_PLAN_DELTA_SKIP`
+        // (a long backfill's early scopes still get their deltas).
+        if let Some(w) = watermark
+            && !req.force
+            && unfinished.iter().any(|&(until, mode)| {
+                (until - w).abs() < chrono::Duration::milliseconds(1)
+                    && match req.mode {
+                        Mode::Full => mode == PassMode::Full,
+                        _ => now - w < UNFINISHED_PLAN_DELTA_SKIP,
+                    }
+            })
+        {
+            return Ok(ScopeDue::DoneInUnfinishedPlan);
+        }
+        if let (Some(w), Some(target), false, false) = (
+            watermark,
+            self.config.freshness.get(resource),
+            req.force,
+            req.mode == Mode::Full,
+        ) && now - w < chrono::Duration::from_std(*target).unwrap_or_default()
+        {
+            return Ok(ScopeDue::Fresh);
+        }
+        let since = match (req.mode, watermark) {
+            (Mode::Full, _) | (_, None) => None,
+            (Mode::Delta | Mode::Auto, Some(w)) if listing.has_updated_at() => {
+                let look_back = self
+                    .config
+                    .look_back
+                    .get(resource)
+                    .unwrap_or(&self.config.overlap);
+                Some(w - chrono::Duration::from_std(*look_back).unwrap_or_default())
+            }
+            _ => None,
+        };
+        Ok(ScopeDue::Read { since })
+    }
+
+    /// Groups the due scopes of one listing into tasks: global listings stay one task;
+    /// campus-scoped ones become one campus set per pass shape (every campus due a full read,
+    /// every campus due a delta, the delta reading from the oldest `since` among them), cut
+    /// where a filter list would get too long (see [`crate::scope`]).
+    async fn group(
+        &self,
+        listing: Listing,
+        due: Vec<(Option<i64>, Option<DateTime<Utc>>)>,
+    ) -> Result<Vec<(Vec<i64>, Option<DateTime<Utc>>)>> {
+        if !listing.campus_scoped() {
+            return Ok(due
+                .into_iter()
+                .map(|(_, since)| (Vec::new(), since))
+                .collect());
+        }
+        let mut full: Vec<i64> = Vec::new();
+        let mut delta: Vec<i64> = Vec::new();
+        let mut since: Option<DateTime<Utc>> = None;
+        for (campus, s) in due {
+            let Some(campus) = campus else { continue };
+            match s {
+                None => full.push(campus),
+                Some(s) => {
+                    delta.push(campus);
+                    since = Some(since.map_or(s, |m: DateTime<Utc>| m.min(s)));
+                }
+            }
+        }
+        // The coalitions filter lists each campus's coalitions, not the campus.
+        let weights: HashMap<i64, usize> = if listing.resource().filters_by_coalition() {
+            let store = self.store.clone();
+            let all: Vec<i64> = full.iter().chain(&delta).copied().collect();
+            blocking(move || {
+                all.into_iter()
+                    .map(|c| Ok((c, store.campus_coalition_ids(c)?.len())))
+                    .collect::<std::result::Result<_, ft_store::StoreError>>()
+            })
+            .await?
+        } else {
+            HashMap::new()
+        };
+        // A campus with no stored coalitions yet (a first sync plans coalitions_users before
+        // blocs are read) counts as `UNKNOWN_COALITIONS` (the network's campuses have 4); a
+        // pass that still meets a longer list reads it in chunks.
+        let by_coalition = listing.resource().filters_by_coalition();
+        let weight = |c: i64| match weights.get(&c) {
+            _ if !by_coalition => 1,
+            Some(&n) if n > 0 => n,
+            _ => crate::scope::UNKNOWN_COALITIONS,
+        };
+        let mut out = Vec::new();
+        for (group, since) in [(full, None), (delta, since)] {
+            for set in crate::scope::chunk(&group, weight, crate::scope::FILTER_LIST_MAX) {
+                out.push((set, since));
+            }
+        }
+        Ok(out)
     }
 
     /// Plans `req` and runs the queue until no task is left, then records the run.

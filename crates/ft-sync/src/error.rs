@@ -51,6 +51,14 @@ pub enum SyncError {
         /// What went wrong.
         detail: String,
     },
+    /// Campuses asked for by id that `/v2/campus` does not return.
+    #[error(
+        "campus id(s) {ids:?} not found: /v2/campus does not return them; check the ids given to --campus or FT42_CAMPUSES (`ft42 status` lists the campuses known)"
+    )]
+    UnknownCampuses {
+        /// The ids not found.
+        ids: Vec<i64>,
+    },
     /// Some tasks ended in `error`; the rest of the run went on.
     #[error("{failed} task(s) failed: {first}")]
     TasksFailed {

@@ -22,6 +22,9 @@
 //!   A crash at any moment loses nothing and re-reads at most the page in flight.
 //! - **Deltas** read `range[updated_at]=watermark - overlap, plan time`; the watermark moves to
 //!   the plan time only when the whole window was read.
+//! - **Campus sets**: campus-scoped listings are read for all due campuses at once (comma
+//!   lists in the filters), so a quiet delta costs the same at 1 and at 50 campuses; watermarks
+//!   stay per campus.
 
 mod archive;
 mod config;
@@ -34,6 +37,7 @@ mod planner;
 pub mod progress;
 mod relations;
 mod resource;
+mod scope;
 mod task;
 mod worker;
 

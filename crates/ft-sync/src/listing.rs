@@ -19,8 +19,10 @@ use crate::pipeline::{
     CursorPlan, ID_BATCH, Keyset, Model, PageCommit, PassCtx, PassCursor, PassEnd, PassStats,
     fetch_ids,
 };
-use crate::resource::{CampusFilter, Pass, StoredIds};
+use crate::resource::{CampusFilter, Listing, Pass, StoredIds, USERS};
+use crate::scope::FILTER_LIST_MAX;
 use crate::task::{PassMode, TaskPayload};
+use ft_store::{IdsWhere, Table};
 
 /// Runs the pass the task's listing declares, resuming where the cursor says an earlier attempt
 /// of the same pass stopped.
@@ -39,16 +41,36 @@ pub(crate) async fn run_pass(
     Ok((end, ctx.stats))
 }
 
-/// The campus of a campus-scoped task: its absence is an error, never campus 0.
-pub(crate) fn campus_of(payload: &TaskPayload) -> Result<i64> {
-    payload.campus_id.ok_or_else(|| SyncError::Data {
-        what: format!("task for {}", payload.listing.as_str()),
-        detail: "campus-scoped task has no campus id".to_owned(),
+/// The campuses of a campus-scoped task (one, or a set): none is an error, never campus 0.
+pub(crate) fn campuses_of(payload: &TaskPayload) -> Result<Vec<i64>> {
+    let campuses = payload.campuses();
+    if campuses.is_empty() {
+        return Err(SyncError::Data {
+            what: format!("task for {}", payload.listing.as_str()),
+            detail: "campus-scoped task has no campus id".to_owned(),
+        });
+    }
+    Ok(campuses)
+}
+
+/// The stored coalitions of these campuses (what `filter[coalition_id]` lists for them).
+pub(crate) async fn coalitions_of(ctx: &PassCtx<'_>, campuses: &[i64]) -> Result<Vec<i64>> {
+    let store = ctx.store.clone();
+    let campuses = campuses.to_vec();
+    blocking(move || {
+        let mut out = Vec::new();
+        for c in campuses {
+            out.extend(store.campus_coalition_ids(c)?);
+        }
+        out.sort_unstable();
+        out.dedup();
+        Ok(out)
     })
+    .await
 }
 
 /// The endpoint and filters that define a listing's scope (no paging, sort or window yet), or
-/// `None` when the scope is empty by construction (a campus without stored coalitions).
+/// `None` when the scope is empty by construction (campuses without stored coalitions).
 pub(crate) async fn scope_request(
     ctx: &PassCtx<'_>,
     payload: &TaskPayload,
@@ -64,19 +86,28 @@ pub(crate) async fn scope_request(
             };
             (model.path_for(None)?, query)
         }
-        CampusFilter::Path => (model.path_for(Some(campus_of(payload)?))?, query),
+        CampusFilter::Path => match campuses_of(payload)?.as_slice() {
+            [one] => (model.path_for(Some(*one))?, query),
+            // `/v2/users` has no campus filter; its primary campus filter takes a list. A user
+            // whose primary campus is outside the set is not read here (mirroring the whole
+            // network, there is none); relation rows that refer to them bring them in through
+            // missing_users.
+            set => (
+                USERS.path_for(None)?,
+                USERS.filter(query, "primary_campus_id", set),
+            ),
+        },
         CampusFilter::Filter(name) => (
             model.path_for(None)?,
-            model.filter(query, name, &[campus_of(payload)?]),
+            model.filter(query, name, &campuses_of(payload)?),
         ),
         CampusFilter::Coalitions => {
-            let campus = campus_of(payload)?;
-            let store = ctx.store.clone();
-            let coalitions = blocking(move || store.campus_coalition_ids(campus)).await?;
+            let campuses = campuses_of(payload)?;
+            let coalitions = coalitions_of(ctx, &campuses).await?;
             if coalitions.is_empty() {
                 tracing::info!(
-                    campus,
-                    "no coalitions stored for this campus; nothing to read"
+                    scope = %ctx.scope,
+                    "no coalitions stored for these campuses; nothing to read"
                 );
                 return Ok(None);
             }
@@ -98,18 +129,22 @@ async fn walk(
     let since = payload.since.map(|t| t.naive_utc());
     let until = payload.until.naive_utc();
     let (pass, resume) = PassCursor::load(ctx, resource.name, since, until).await?;
+    if filter == CampusFilter::Coalitions {
+        let coalitions = coalitions_of(ctx, &campuses_of(payload)?).await?;
+        if coalitions.len() > FILTER_LIST_MAX {
+            return walk_coalition_chunks(ctx, payload, pass, &coalitions).await;
+        }
+    }
     let Some((path, mut base)) = scope_request(ctx, payload, resource.model, filter).await? else {
         return pass.finish(ctx).await;
     };
-    if payload.mode == PassMode::Delta
-        && let (Some(since), Some(field)) = (payload.since, resource.time_field)
-    {
-        base = base.range_time(field, since, payload.until);
+    if let Some((field, since, until)) = delta_window(payload) {
+        base = base.range_time(field, since, until);
     }
     let enqueue_reason = payload
         .enqueue_changed_users
         .then(|| format!("{} delta", resource.name));
-    crate::pipeline::keyset(
+    let end = crate::pipeline::keyset(
         ctx,
         Keyset {
             model: resource.model,
@@ -122,7 +157,97 @@ async fn walk(
             yield_after_page: true,
         },
     )
-    .await
+    .await?;
+    // Campuses asked for by id must exist: the campus-scoped tasks of the same plan filter by
+    // them and would quietly read nothing for an id that does not.
+    if let (Listing::Campuses, Some(ids), PassEnd::Complete) = (payload.listing, &payload.ids, end)
+    {
+        let store = ctx.store.clone();
+        let known = blocking(move || store.live_ids(Table::Campuses, IdsWhere::All)).await?;
+        let unknown: Vec<i64> = ids
+            .iter()
+            .copied()
+            .filter(|id| known.binary_search(id).is_err())
+            .collect();
+        if !unknown.is_empty() {
+            return Err(SyncError::UnknownCampuses { ids: unknown });
+        }
+    }
+    Ok(end)
+}
+
+/// The time field and bounds of a delta task's window.
+fn delta_window(
+    payload: &TaskPayload,
+) -> Option<(
+    &'static str,
+    chrono::DateTime<chrono::Utc>,
+    chrono::DateTime<chrono::Utc>,
+)> {
+    match (
+        payload.mode,
+        payload.since,
+        payload.listing.resource().time_field,
+    ) {
+        (PassMode::Delta, Some(since), Some(field)) => Some((field, since, payload.until)),
+        _ => None,
+    }
+}
+
+/// The cursor that remembers which coalition chunks of a pass are done.
+const CHUNKS_SUFFIX: &str = ".chunks";
+
+/// A keyset pass over more coalitions than one filter list may hold (the planner did not know
+/// how many coalitions the campuses have, on a first sync): one walk per chunk of 100
+/// coalitions, in coalition id order. A chunk's end is recorded with its last page, so a
+/// resumed pass skips the chunks already read; a chunk interrupted midway is read again.
+async fn walk_coalition_chunks(
+    ctx: &mut PassCtx<'_>,
+    payload: &TaskPayload,
+    pass: PassCursor,
+    coalitions: &[i64],
+) -> Result<PassEnd> {
+    let resource = payload.listing.resource();
+    let chunks_resource = format!("{}{CHUNKS_SUFFIX}", resource.name);
+    let (mut chunk_pass, resume) =
+        PassCursor::load(ctx, &chunks_resource, pass.since, pass.until).await?;
+    chunk_pass.watermark = None;
+    let todo: Vec<i64> = coalitions
+        .iter()
+        .copied()
+        .filter(|c| resume.after.is_none_or(|last| *c > last))
+        .collect();
+    tracing::info!(scope = %ctx.scope, coalitions = coalitions.len(), left = todo.len(), "coalition filter longer than one list: reading it in chunks");
+    let path = resource.model.path_for(None)?;
+    for (i, chunk) in todo.chunks(FILTER_LIST_MAX).enumerate() {
+        let mut base = resource.model.filter(Query::new(), "coalition_id", chunk);
+        if let Some((field, since, until)) = delta_window(payload) {
+            base = base.range_time(field, since, until);
+        }
+        let position = chunk_pass.at(&ctx.scope, chunk.last().copied(), (i + 1) as u64, 0, None);
+        let end = crate::pipeline::keyset(
+            ctx,
+            Keyset {
+                model: resource.model,
+                path: path.clone(),
+                base,
+                resume: Default::default(),
+                cursor: CursorPlan::AtEnd(Some(position)),
+                enqueue_reason: None,
+                expect: None,
+                yield_after_page: false,
+            },
+        )
+        .await?;
+        if end != PassEnd::Complete {
+            return Ok(end);
+        }
+    }
+    ctx.save_completion(pass.complete(&ctx.scope)).await?;
+    let store = ctx.store.clone();
+    let scope = ctx.scope.clone();
+    blocking(move || store.delete_cursor(&chunks_resource, &scope).map(|_| ())).await?;
+    Ok(PassEnd::Complete)
 }
 
 /// Re-reads stored rows by id, 100 per request, resuming after the last committed batch. An id
@@ -142,8 +267,16 @@ async fn reread(ctx: &mut PassCtx<'_>, payload: &TaskPayload, ids: StoredIds) ->
                     .await?
             }
             StoredIds::OpenLocations => {
-                let campus = campus_of(payload)?;
-                blocking(move || store.open_location_ids(campus)).await?
+                let campuses = campuses_of(payload)?;
+                blocking(move || {
+                    let mut ids = Vec::new();
+                    for campus in campuses {
+                        ids.extend(store.open_location_ids(campus)?);
+                    }
+                    ids.sort_unstable();
+                    Ok(ids)
+                })
+                .await?
             }
         }
     };

@@ -210,8 +210,12 @@ pub(crate) struct PassCtx<'a> {
     pub(crate) lane: Lane,
     /// Users one relation-worker task takes from the changed-user queue.
     pub(crate) max_relation_users: usize,
-    /// The task's scope (`campus:12`, `global`): cursors, fetch log and archive use it.
+    /// The task's scope (`campus:12`, `campuses:1-3,12`, `global`): cursors, fetch log and
+    /// archive use it.
     pub(crate) scope: String,
+    /// For a campus-set task, its members' scopes (`campus:1`, ...): completing the pass moves
+    /// their watermarks and drops the set's own cursor (see `crate::scope`).
+    pub(crate) members: Vec<String>,
     /// What this attempt committed so far.
     pub(crate) stats: PassStats,
 }
@@ -303,6 +307,7 @@ impl PassCtx<'_> {
         };
         let kept = raw.len() as u64;
         let mark_deleted = (!deleted.is_empty()).then_some((table, deleted));
+        let (cursor, also_cursors, drop_cursor) = self.spread_completion(cursor);
         let apply = ApplyPage {
             rows,
             cursor,
@@ -311,6 +316,8 @@ impl PassCtx<'_> {
             enqueue_users,
             mark_deleted: mark_deleted.clone(),
             also,
+            also_cursors,
+            drop_cursor,
         };
         if let Some(archive) = self.archive.cloned() {
             let (scope, task_id) = (self.scope.clone(), self.fence.task_id);
@@ -337,6 +344,52 @@ impl PassCtx<'_> {
             total,
             pages_done: self.stats.pages,
         });
+        Ok(())
+    }
+
+    /// What saving `cursor` writes: itself, or, when it completes a campus-set pass, the same
+    /// completion in each member's cursor while the set's own cursor is dropped.
+    #[allow(clippy::type_complexity)]
+    fn spread_completion(
+        &self,
+        cursor: Option<CursorUpdate>,
+    ) -> (
+        Option<CursorUpdate>,
+        Vec<CursorUpdate>,
+        Option<(String, String)>,
+    ) {
+        match cursor {
+            Some(c) if c.pass_until.is_none() && !self.members.is_empty() => {
+                let members = self
+                    .members
+                    .iter()
+                    .map(|m| CursorUpdate {
+                        scope: m.clone(),
+                        ..c.clone()
+                    })
+                    .collect();
+                (None, members, Some((c.resource, c.scope)))
+            }
+            other => (other, Vec::new(), None),
+        }
+    }
+
+    /// Saves a pass's completion outside a page (a pass with nothing to read), fenced like a
+    /// page and spread to a campus set's members.
+    pub(crate) async fn save_completion(&self, cursor: CursorUpdate) -> Result<()> {
+        let (cursor, also_cursors, drop_cursor) = self.spread_completion(Some(cursor));
+        let apply = ApplyPage {
+            cursor,
+            fence: Some(self.fence.clone()),
+            also_cursors,
+            drop_cursor,
+            // No rows: any table's empty batch will do.
+            ..ApplyPage::rows(Rows::empty(Table::Users))
+        };
+        let store = self.store.clone();
+        blocking(move || store.apply_page(apply))
+            .await
+            .map_err(|e| lease_or(e, self.fence))?;
         Ok(())
     }
 
@@ -536,9 +589,7 @@ impl PassCursor {
 
     /// Records a pass that had nothing to read as complete, for freshness reporting.
     pub(crate) async fn finish(&self, ctx: &PassCtx<'_>) -> Result<PassEnd> {
-        let store = ctx.store.clone();
-        let update = self.complete(&ctx.scope);
-        blocking(move || store.save_cursor(&update)).await?;
+        ctx.save_completion(self.complete(&ctx.scope)).await?;
         Ok(PassEnd::Complete)
     }
 }

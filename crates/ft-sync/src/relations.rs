@@ -11,7 +11,7 @@ use ft_store::{Column, CursorUpdate, IdsWhere, Table};
 
 use crate::blocking;
 use crate::error::{Result, SyncError};
-use crate::listing::{campus_of, scope_request};
+use crate::listing::{campuses_of, coalitions_of, scope_request};
 use crate::pipeline::{
     BoxFuture, CursorPlan, Fetched, ID_BATCH, Keyset, Model, PageCommit, PassCtx, PassCursor,
     PassEnd, Resume, fetch_ids, keyset,
@@ -19,6 +19,7 @@ use crate::pipeline::{
 use crate::resource::{
     ACHIEVEMENTS_USERS, COALITIONS_USERS, CURSUS_USERS, CampusFilter, PROJECTS_USERS, USERS,
 };
+use crate::scope::FILTER_LIST_MAX;
 use crate::task::{PassMode, TaskPayload};
 
 /// Reads every row of `users` (in the window, if any) by keyset, committing page by page. With
@@ -112,21 +113,18 @@ pub(crate) async fn achievements_users(
 ) -> Result<PassEnd> {
     let resource = payload.listing.as_str();
     let batches_resource = format!("{resource}{BATCHES_SUFFIX}");
-    let campus = campus_of(payload)?;
+    let campuses = campuses_of(payload)?;
     let since = payload.since.map(|t| t.naive_utc());
     let until = payload.until.naive_utc();
     let (pass, resume_window) = PassCursor::load(ctx, resource, since, until).await?;
     let (mut batch_pass, resume_batches) =
         PassCursor::load(ctx, &batches_resource, since, until).await?;
     batch_pass.watermark = None;
-    let users = {
-        let store = ctx.store.clone();
-        blocking(move || store.campus_user_ids(campus, false)).await?
-    };
+    let users = users_of(ctx, &campuses, false).await?;
     if users.is_empty() {
         tracing::info!(
-            campus,
-            "no users stored for this campus; no achievements_users to read"
+            scope = %ctx.scope,
+            "no users stored for these campuses; no achievements_users to read"
         );
         return pass.finish(ctx).await;
     }
@@ -150,7 +148,7 @@ pub(crate) async fn achievements_users(
             let total = ctx.client.probe_total(&path, &probe).await?;
             let window_cost = total.div_ceil(u64::from(ctx.per_page.max(1))).max(1);
             tracing::info!(
-                campus,
+                scope = %ctx.scope,
                 window_rows = total,
                 window_cost,
                 batch_cost = batch_count,
@@ -207,17 +205,10 @@ pub(crate) async fn achievements_users(
             return Ok(PassEnd::Yielded);
         }
     }
+    ctx.save_completion(pass.complete(&ctx.scope)).await?;
     let store = ctx.store.clone();
-    let (done, br, sc) = (
-        pass.complete(&ctx.scope),
-        batches_resource,
-        ctx.scope.clone(),
-    );
-    blocking(move || {
-        store.save_cursor(&done)?;
-        store.delete_cursor(&br, &sc).map(|_| ())
-    })
-    .await?;
+    let (br, sc) = (batches_resource, ctx.scope.clone());
+    blocking(move || store.delete_cursor(&br, &sc).map(|_| ())).await?;
     Ok(PassEnd::Complete)
 }
 
@@ -302,27 +293,49 @@ pub(crate) async fn missing_users(ctx: &mut PassCtx<'_>, payload: &TaskPayload) 
     pass.finish(ctx).await
 }
 
-/// The local side of a deletion check: the stored live ids the scope's listing should return,
-/// sorted.
-async fn local_scope_ids(ctx: &PassCtx<'_>, table: Table, campus: i64) -> Result<Vec<i64>> {
+/// The stored users of these campuses (`primary_only`: by primary campus), sorted.
+async fn users_of(ctx: &PassCtx<'_>, campuses: &[i64], primary_only: bool) -> Result<Vec<i64>> {
     let store = ctx.store.clone();
-    blocking(move || match table {
-        Table::CoalitionsUsers => {
-            let coalitions = store.campus_coalition_ids(campus)?;
-            store.live_ids(table, IdsWhere::In(Column::CoalitionId, &coalitions))
+    let campuses = campuses.to_vec();
+    blocking(move || {
+        let mut users = Vec::new();
+        for campus in campuses {
+            users.extend(store.campus_user_ids(campus, primary_only)?);
         }
-        Table::Locations => store.live_ids(table, IdsWhere::Eq(Column::CampusId, campus)),
-        // The API's campus filter on cursus_users and projects_users is the user's primary
-        // campus.
-        _ => {
-            let users = store.campus_user_ids(campus, true)?;
-            store.live_ids(table, IdsWhere::In(Column::UserId, &users))
-        }
+        users.sort_unstable();
+        users.dedup();
+        Ok(users)
     })
     .await
 }
 
-/// Finds the rows of one campus scope that the API no longer has, spending as few requests as
+/// The local side of a deletion check: the stored live ids the scope's listing should return,
+/// sorted.
+async fn local_scope_ids(ctx: &PassCtx<'_>, table: Table, campuses: &[i64]) -> Result<Vec<i64>> {
+    let store = ctx.store.clone();
+    let mut ids = match table {
+        Table::CoalitionsUsers => {
+            let coalitions = coalitions_of(ctx, campuses).await?;
+            blocking(move || store.live_ids(table, IdsWhere::In(Column::CoalitionId, &coalitions)))
+                .await?
+        }
+        Table::Locations => {
+            let campuses = campuses.to_vec();
+            blocking(move || store.live_ids(table, IdsWhere::In(Column::CampusId, &campuses)))
+                .await?
+        }
+        // The API's campus filter on cursus_users and projects_users is the user's primary
+        // campus.
+        _ => {
+            let users = users_of(ctx, campuses, true).await?;
+            blocking(move || store.live_ids(table, IdsWhere::In(Column::UserId, &users))).await?
+        }
+    };
+    ids.sort_unstable();
+    Ok(ids)
+}
+
+/// Finds the rows of one campus (or campus set) scope that the API no longer has, spending as few requests as
 /// `X-Total` allows: one request when the API's count of the scope equals the stored count;
 /// otherwise the id range is split where the stored ids are dense, each part asked for its
 /// count (the same request returns its first 100 rows, which are compared id by id), until
@@ -345,12 +358,53 @@ pub(crate) async fn deletions_with(
     filter: CampusFilter,
 ) -> Result<PassEnd> {
     let table = model.table();
-    let campus = campus_of(payload)?;
+    let campuses = campuses_of(payload)?;
     let pass = PassCursor::unwindowed(ctx, payload).await?;
-    let local = local_scope_ids(ctx, table, campus).await?;
+    let mut page_no = 0i64;
+    // More coalitions than one filter list may hold: one check per chunk of them.
+    if filter == CampusFilter::Coalitions {
+        let coalitions = coalitions_of(ctx, &campuses).await?;
+        if coalitions.len() > FILTER_LIST_MAX {
+            let path = model.path_for(None)?;
+            for chunk in coalitions.chunks(FILTER_LIST_MAX) {
+                let store = ctx.store.clone();
+                let ids = chunk.to_vec();
+                let local = blocking(move || {
+                    store.live_ids(table, IdsWhere::In(Column::CoalitionId, &ids))
+                })
+                .await?;
+                let base = model.filter(Query::new(), "coalition_id", chunk);
+                let end = check_scope(ctx, model, &path, &base, &local, &mut page_no).await?;
+                if end != PassEnd::Complete {
+                    return Ok(end);
+                }
+            }
+            return pass.finish(ctx).await;
+        }
+    }
+    let local = local_scope_ids(ctx, table, &campuses).await?;
     let Some((path, base)) = scope_request(ctx, payload, model, filter).await? else {
         return pass.finish(ctx).await;
     };
+    let end = check_scope(ctx, model, &path, &base, &local, &mut page_no).await?;
+    if end != PassEnd::Complete {
+        return Ok(end);
+    }
+    pass.finish(ctx).await
+}
+
+/// The deletion check of one scope request (`path` + `base` filters) against the stored live
+/// ids it should return (`local`, sorted). Pages are numbered on from `page_no`.
+async fn check_scope(
+    ctx: &mut PassCtx<'_>,
+    model: &dyn Model,
+    path: &str,
+    base: &Query,
+    local: &[i64],
+    page_no: &mut i64,
+) -> Result<PassEnd> {
+    let table = model.table();
+    let path = path.to_owned();
     let in_range = |lo: i64, hi: i64| -> &[i64] {
         let start = local.partition_point(|&id| id < lo);
         let end = local.partition_point(|&id| id <= hi);
@@ -359,7 +413,6 @@ pub(crate) async fn deletions_with(
     let mut candidates: Vec<i64> = Vec::new();
     let mut alive: Option<i64> = None;
     let mut ranges: Vec<(i64, i64)> = vec![(1, ID_MAX)];
-    let mut page_no = 0i64;
     while let Some((lo, hi)) = ranges.pop() {
         if lo > hi {
             continue;
@@ -375,7 +428,7 @@ pub(crate) async fn deletions_with(
         let Some(fetched) = ctx.fetch(model, &path, &query).await? else {
             return Ok(PassEnd::Interrupted);
         };
-        page_no += 1;
+        *page_no += 1;
         let Some(total) = fetched.total else {
             return Err(SyncError::Data {
                 what: format!("{path} deletion check"),
@@ -411,7 +464,7 @@ pub(crate) async fn deletions_with(
         ctx.commit_page(PageCommit {
             table,
             path: path.clone(),
-            page_no,
+            page_no: *page_no,
             fetched,
             keep_rows: differs || !agree,
             cursor: None,
@@ -447,9 +500,9 @@ pub(crate) async fn deletions_with(
             return Ok(PassEnd::Interrupted);
         };
         let gone = ctx
-            .verified_gone(model, chunk, gone, alive, &mut page_no)
+            .verified_gone(model, chunk, gone, alive, page_no)
             .await?;
-        page_no += 1;
+        *page_no += 1;
         if !gone.is_empty() {
             tracing::info!(%table, scope = %ctx.scope, count = gone.len(), ids = ?gone, "rows deleted by the API; marking them deleted");
         }
@@ -457,7 +510,7 @@ pub(crate) async fn deletions_with(
         ctx.commit_page(PageCommit {
             table,
             path: path.clone(),
-            page_no,
+            page_no: *page_no,
             fetched,
             keep_rows: true,
             cursor: None,
@@ -467,6 +520,6 @@ pub(crate) async fn deletions_with(
         })
         .await?;
     }
-    tracing::info!(%table, scope = %ctx.scope, requests = page_no, deleted = deleted_total, "deletion check done");
-    pass.finish(ctx).await
+    tracing::info!(%table, scope = %ctx.scope, requests = *page_no, deleted = deleted_total, "deletion check done");
+    Ok(PassEnd::Complete)
 }

@@ -62,7 +62,7 @@ pub(crate) enum ScopeShape {
     Global,
     /// One global task, restricted to the request's campuses when it names some.
     CampusSet,
-    /// One task per campus.
+    /// One task per campus, or per campus set (see `crate::scope`).
     Campus,
 }
 
@@ -71,11 +71,12 @@ pub(crate) enum ScopeShape {
 pub(crate) enum CampusFilter {
     /// No campus filter (global listings).
     None,
-    /// The campus is part of the path (`/v2/campus/:id/users`).
+    /// The campus is part of the path (`/v2/campus/:id/users`); a campus set reads
+    /// `/v2/users?filter[primary_campus_id]=<set>` instead.
     Path,
-    /// `filter[<name>]=<campus>`.
+    /// `filter[<name>]=<campus>` (a comma list for a campus set).
     Filter(&'static str),
-    /// `filter[coalition_id]=<the campus's stored coalitions>`.
+    /// `filter[coalition_id]=<the stored coalitions of the campus or campus set>`.
     Coalitions,
 }
 
@@ -411,6 +412,16 @@ pub(crate) static RESOURCES: [Resource; 20] = [
         targets: &[R],
     },
 ];
+
+impl Resource {
+    /// Whether the listing's campus filter lists the campuses' coalitions.
+    pub(crate) fn filters_by_coalition(&self) -> bool {
+        matches!(
+            self.pass,
+            Pass::Keyset(CampusFilter::Coalitions) | Pass::Deletions(CampusFilter::Coalitions)
+        )
+    }
+}
 
 impl Listing {
     /// The listing's declaration.

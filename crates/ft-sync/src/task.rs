@@ -29,8 +29,12 @@ pub(crate) struct TaskPayload {
     pub(crate) version: i32,
     /// The listing to walk.
     pub(crate) listing: Listing,
-    /// The campus of a campus-scoped listing.
+    /// The campus of a campus-scoped listing read for one campus.
     pub(crate) campus_id: Option<i64>,
+    /// The campuses of a campus-scoped listing read for several campuses at once (comma lists
+    /// in its filters; see [`crate::scope`]). Absent in payloads written before campus sets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) campus_set: Option<Vec<i64>>,
     /// Restricts a global listing to these ids (the campuses of a `--campus` run).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) ids: Option<Vec<i64>>,
@@ -52,9 +56,32 @@ pub(crate) struct TaskPayload {
 }
 
 impl TaskPayload {
-    /// The scope string used for cursors and the queue, e.g. `campus:12` or `global`.
+    /// The scope string used for cursors and the queue, e.g. `campus:12`, `campuses:1-3,12`
+    /// or `global`.
     pub(crate) fn scope(&self) -> String {
-        scope_of(self.campus_id)
+        match &self.campus_set {
+            Some(set) => crate::scope::set_scope(set),
+            None => scope_of(self.campus_id),
+        }
+    }
+
+    /// The campuses a campus-scoped task covers (one, or a set), sorted; empty for global
+    /// tasks.
+    pub(crate) fn campuses(&self) -> Vec<i64> {
+        match (&self.campus_set, self.campus_id) {
+            (Some(set), _) => set.clone(),
+            (None, Some(id)) => vec![id],
+            (None, None) => Vec::new(),
+        }
+    }
+
+    /// The per-campus scopes whose watermarks a completed pass of a campus set advances (empty
+    /// for a single campus or a global task: their own cursor is the record).
+    pub(crate) fn member_scopes(&self) -> Vec<String> {
+        match &self.campus_set {
+            Some(set) => set.iter().map(|&c| scope_of(Some(c))).collect(),
+            None => Vec::new(),
+        }
     }
 }
 

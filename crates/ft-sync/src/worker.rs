@@ -169,6 +169,7 @@ async fn run_one(
         lane: task.lane,
         max_relation_users: payload.max_users.unwrap_or(inner.config.max_relation_users),
         scope: payload.scope(),
+        members: payload.member_scopes(),
         stats: PassStats::default(),
     };
     let result = listing::run_pass(&mut ctx, &payload).await;
@@ -307,7 +308,9 @@ fn classify(e: &SyncError) -> Class {
         // A page that breaks keyset paging (empty while rows remain, ids out of order) may
         // be a passing glitch; a server that ignores sort keeps failing and the task ends.
         SyncError::Paging { .. } => Class::Retry,
-        SyncError::LeaseLost { .. } | SyncError::TasksFailed { .. } => Class::Permanent,
+        SyncError::LeaseLost { .. }
+        | SyncError::TasksFailed { .. }
+        | SyncError::UnknownCampuses { .. } => Class::Permanent,
     }
 }
 

@@ -168,6 +168,7 @@ impl Harness {
             lane: Lane::Hot,
             max_relation_users: 25,
             scope: "campus:1".to_owned(),
+            members: Vec::new(),
             stats: PassStats::default(),
         }
     }
@@ -481,6 +482,7 @@ fn deletion_payload() -> TaskPayload {
         version: PAYLOAD_VERSION,
         listing: Listing::LocationsDeletions,
         campus_id: Some(1),
+        campus_set: None,
         ids: None,
         mode: PassMode::Full,
         since: None,
