@@ -95,6 +95,8 @@ pub(crate) struct App {
     pub(crate) token: TokenCache,
     pub(crate) requests: AtomicU64,
     rejected: Mutex<Option<ApplicationState>>,
+    /// Set once the shared budget's history of this application was loaded into the pacer.
+    pub(crate) history_loaded: tokio::sync::OnceCell<()>,
 }
 
 impl App {
@@ -106,6 +108,7 @@ impl App {
             token: TokenCache::default(),
             requests: AtomicU64::new(0),
             rejected: Mutex::new(None),
+            history_loaded: tokio::sync::OnceCell::new(),
         }
     }
 

@@ -61,7 +61,9 @@ pub use pager::{
 };
 pub use query::{DEFAULT_PER_PAGE, Query, rfc3339};
 pub use secret::{AccessToken, ClientId, ClientSecret};
-pub use shared_budget::{ReserveFuture, SharedBudget, SharedBudgetError, SharedLimits};
+pub use shared_budget::{
+    HistoryFuture, ReserveFuture, SharedBudget, SharedBudgetError, SharedLimits,
+};
 pub use token::TokenStatus;
 
 /// `Result` with this crate's error.

@@ -16,7 +16,14 @@
 //! request after a 429; the 429's pause is also passed to [`SharedBudget::pause`] so that the
 //! other processes wait too. Without a shared budget a client behaves exactly as before.
 //!
-//! `ft-store` implements this trait on PostgreSQL (`ft_store::RateLedger`).
+//! A shared budget also remembers: [`SharedBudget::history`] returns the requests of an
+//! application sent in the last window (by earlier processes, or other processes on a shared
+//! ledger), and a new process's pacer starts from that real spend instead of a guess, so its
+//! first request is safe even when the hour is saturated.
+//!
+//! `ft-store` implements this trait on PostgreSQL (`ft_store::RateLedger`, shared by every
+//! process) and as a request log on SQLite (`ft_store::RequestLog`, one process at a time,
+//! remembered across restarts).
 
 use std::fmt;
 use std::future::Future;
@@ -58,6 +65,11 @@ impl std::error::Error for SharedBudgetError {}
 pub type ReserveFuture<'a> =
     Pin<Box<dyn Future<Output = Result<Duration, SharedBudgetError>> + Send + 'a>>;
 
+/// The future [`SharedBudget::history`] returns: each request's instant as an offset from now
+/// (negative: in the past; positive: a reservation not sent yet).
+pub type HistoryFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Vec<chrono::TimeDelta>, SharedBudgetError>> + Send + 'a>>;
+
 /// A budget shared by every process that uses the same applications.
 ///
 /// Set it with [`crate::FtClientBuilder::shared_budget`]. `app` is the application's client id
@@ -74,5 +86,13 @@ pub trait SharedBudget: Send + Sync + fmt::Debug {
     fn pause<'a>(&'a self, app: &'a str, wait: Duration) -> ReserveFuture<'a> {
         let _ = (app, wait);
         Box::pin(async { Ok(Duration::ZERO) })
+    }
+
+    /// The requests of `app` recorded within `within` of now (each as an offset from now),
+    /// read once by a new client before its first request of `app`. The default remembers
+    /// nothing.
+    fn history<'a>(&'a self, app: &'a str, within: Duration) -> HistoryFuture<'a> {
+        let _ = (app, within);
+        Box::pin(async { Ok(Vec::new()) })
     }
 }

@@ -1,4 +1,7 @@
-//! The access-token cache: expiry, proactive refresh, single flight, 401 invalidation.
+//! Access tokens: the source (token requests through the budget, retries, failover to the
+//! next secret, a token handed back at the end of its life used to its end and then waited
+//! out) and the cache (expiry computed with Doorkeeper's token reuse in mind, a proactive
+//! refresh margin, single-flight refresh, 401 invalidation).
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -7,11 +10,25 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::Deserialize;
 use tokio::time::Instant;
 
+use crate::apps::App;
+use crate::client::{FtClient, Outcome};
+use crate::error::ApiError;
+use crate::event::{ClientEvent, Counters};
 use crate::secret::AccessToken;
 
 /// A token this close to its expiry is not used any more: a request started now could arrive
 /// after the expiry.
 pub(crate) const HARD_EXPIRY_BUFFER: Duration = Duration::from_secs(5);
+
+/// A token the server handed back close to its expiry is used until this long before it:
+/// `expires_in` is whole seconds, and Doorkeeper rounds the elapsed time down, so the true
+/// expiry can be up to a second earlier than `expires_in` says.
+pub(crate) const EXPIRES_IN_ROUNDING: Duration = Duration::from_secs(1);
+
+/// How many tokens in a row may come back already unusable (expiring within the rounding)
+/// before the token request fails: the server hands back its live token until it expires,
+/// then issues a new one, so more than this means a broken server or clock.
+pub(crate) const MAX_UNUSABLE_TOKENS: u32 = 3;
 
 /// Inside the refresh margin, a refresh that handed back the same token (the server reuses a
 /// live token until it expires) is not tried again sooner than this.
@@ -55,8 +72,10 @@ pub(crate) struct CachedToken {
     pub(crate) token: AccessToken,
     pub(crate) expires_at: DateTime<Utc>,
     pub(crate) secret_valid_until: Option<DateTime<Utc>>,
-    /// The server handed this token out again close to its expiry, so it is used right up to
-    /// the expiry instead of triggering a token request per API request.
+    /// The server handed this token out close to its expiry (inside the hard buffer), so it
+    /// is used right up to the expiry (less the rounding of `expires_in`) instead of
+    /// triggering a token request per API request; after that, a new one is asked for once
+    /// it has expired (asking earlier would get the same token back).
     pub(crate) accept_until_expiry: bool,
 }
 
@@ -64,7 +83,7 @@ impl CachedToken {
     /// Whether the token may still be sent.
     pub(crate) fn usable(&self, now: DateTime<Utc>) -> bool {
         let buffer = if self.accept_until_expiry {
-            TimeDelta::zero()
+            to_delta(EXPIRES_IN_ROUNDING)
         } else {
             to_delta(HARD_EXPIRY_BUFFER)
         };
@@ -144,6 +163,283 @@ impl TokenCache {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// The token source
+
+impl FtClient {
+    /// Returns a usable token, fetching one when needed. The flag says whether this call sent a
+    /// token request itself.
+    pub(crate) async fn token(&self, app: &App) -> Result<(CachedToken, bool), ApiError> {
+        let inner = &self.inner;
+        let now = inner.clock.utc();
+        if let Some(tok) = app.token.get()
+            && tok.usable(now)
+        {
+            // A token already used to its end would only be handed back again.
+            if tok.wants_refresh(now, inner.refresh_margin)
+                && !tok.accept_until_expiry
+                && let Ok(mut st) = app.token.refresh.try_lock()
+            {
+                let due = st.last_soft_attempt.is_none_or(|t| {
+                    inner.clock.now().saturating_duration_since(t) >= SOFT_RETRY_INTERVAL
+                });
+                // Another task may have refreshed while we looked.
+                let current = app.token.get();
+                let still_old = current.as_ref().is_some_and(|c| c.token == tok.token);
+                if due && still_old {
+                    st.last_soft_attempt = Some(inner.clock.now());
+                    match self.fetch_token(app, &mut st, Some(&tok)).await {
+                        Ok(new) => return Ok((new, true)),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "proactive token refresh failed; the current token is still valid");
+                        }
+                    }
+                } else if let Some(c) = current
+                    && c.usable(now)
+                {
+                    return Ok((c, false));
+                }
+            }
+            return Ok((
+                app.token.get().filter(|c| c.usable(now)).unwrap_or(tok),
+                false,
+            ));
+        }
+        // No usable token: single flight. Whoever holds the lock fetches; the others wait and
+        // then find the new token in the cache.
+        let mut st = app.token.refresh.lock().await;
+        let now = inner.clock.utc();
+        if let Some(tok) = app.token.get()
+            && tok.usable(now)
+        {
+            return Ok((tok, false));
+        }
+        let previous = app.token.get();
+        if let Some(p) = previous.as_ref().filter(|p| p.accept_until_expiry) {
+            // The server handed this token back near its end and would hand it back again
+            // until it expires: wait for that, then a new one is issued.
+            let wait = (p.expires_at + to_delta(EXPIRES_IN_ROUNDING) - now)
+                .to_std()
+                .unwrap_or_default();
+            if !wait.is_zero() {
+                tracing::debug!(
+                    ?wait,
+                    "waiting for the token to expire before asking for a new one"
+                );
+                self.backoff(wait).await;
+            }
+        }
+        let tok = self.fetch_token(app, &mut st, previous.as_ref()).await?;
+        Ok((tok, true))
+    }
+
+    /// Sends token requests (with secret failover and retries) and caches the result.
+    pub(crate) async fn fetch_token(
+        &self,
+        app: &App,
+        st: &mut crate::token::RefreshState,
+        previous: Option<&CachedToken>,
+    ) -> Result<CachedToken, ApiError> {
+        let inner = &self.inner;
+        let endpoint = "/oauth/token";
+        let started = inner.clock.now();
+        let mut failures = 0u32;
+        let mut attempt = 0u32;
+        let mut tried_next = false;
+        let mut unusable = 0u32;
+        loop {
+            let (_, ticket) = self.pace(app).await?;
+            attempt += 1;
+            Counters::inc(&inner.counters.requests);
+            Counters::inc(&inner.counters.token_requests);
+            app.count_request();
+            let secret = &app.secrets[st.secret_index.min(app.secrets.len() - 1)];
+            let sent_at = inner.clock.utc();
+            let req = inner.http.post(&inner.token_url).form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", app.client_id.as_str()),
+                ("client_secret", secret.expose()),
+            ]);
+            let outcome = self.exchange(ticket, req, endpoint, attempt, false).await;
+            match outcome {
+                Outcome::Ok(resp) => {
+                    let parsed: TokenResponse =
+                        serde_json::from_slice(&resp.body).map_err(|e| ApiError::Decode {
+                            endpoint: endpoint.to_string(),
+                            path: ".".into(),
+                            message: e.to_string(),
+                            // The body holds the token itself: never quote it.
+                            snippet: "[token response withheld]".into(),
+                        })?;
+                    if let Some(tt) = &parsed.token_type
+                        && !tt.eq_ignore_ascii_case("bearer")
+                    {
+                        tracing::warn!(token_type = %tt, "unexpected token type; using it as a bearer token");
+                    }
+                    let token = AccessToken::new(parsed.access_token);
+                    let expires_at = compute_expiry(parsed.created_at, parsed.expires_in, sent_at);
+                    let secret_valid_until = parsed
+                        .secret_valid_until
+                        .and_then(|s| DateTime::<Utc>::from_timestamp(s, 0));
+                    if secret_valid_until.is_some() {
+                        st.secret_valid_until = secret_valid_until;
+                    }
+                    let reused = previous.is_some_and(|p| p.token == token);
+                    let now = inner.clock.utc();
+                    let mut cached = CachedToken {
+                        token,
+                        expires_at,
+                        secret_valid_until,
+                        accept_until_expiry: false,
+                    };
+                    if !cached.usable(now) {
+                        // The server hands back its live token until it expires (Doorkeeper's
+                        // reuse), so it can come back with little life left: use it to the end
+                        // rather than asking again for every request.
+                        cached.accept_until_expiry = true;
+                    }
+                    if !cached.usable(now) {
+                        // Not even that (`expires_in` 0 or 1): wait until it has surely expired,
+                        // then ask again for a new one.
+                        unusable += 1;
+                        let wait = (expires_at + to_delta(EXPIRES_IN_ROUNDING) - now)
+                            .to_std()
+                            .unwrap_or_default()
+                            .max(EXPIRES_IN_ROUNDING);
+                        if unusable > MAX_UNUSABLE_TOKENS
+                            || inner.clock.now().saturating_duration_since(started) + wait
+                                > inner.retry.max_elapsed
+                        {
+                            return Err(ApiError::Token {
+                                status: resp.status,
+                                body: format!(
+                                    "the token endpoint returned {unusable} tokens in a row that expire at once (the last at {expires_at}); check the system clock"
+                                ),
+                            });
+                        }
+                        tracing::info!(
+                            %expires_at,
+                            ?wait,
+                            "the token endpoint handed back a token at the end of its life; asking again once it expired"
+                        );
+                        self.backoff(wait).await;
+                        continue;
+                    }
+                    if let Some(until) = secret_valid_until
+                        && until - now < SECRET_WARNING
+                    {
+                        tracing::warn!(
+                            secret_valid_until = %until,
+                            "the client secret expires within 7 days; create the next secret on profile.intra.42.fr and configure it as the next secret"
+                        );
+                    }
+                    // Any fetch counts as a refresh attempt, so a token just handed back is not
+                    // asked for again by the proactive path a moment later.
+                    st.last_soft_attempt = Some(inner.clock.now());
+                    Counters::inc(&inner.counters.token_refreshes);
+                    tracing::info!(%expires_at, reused, "access token obtained");
+                    self.emit(ClientEvent::TokenRefreshed { expires_at, reused });
+                    app.token.set(cached.clone());
+                    return Ok(cached);
+                }
+                Outcome::TooMany { retry_after } => {
+                    let wait = self.too_many(app, retry_after);
+                    self.share_pause(app, wait).await;
+                    if inner.clock.now().saturating_duration_since(started) + wait
+                        > inner.retry.max_elapsed
+                    {
+                        return Err(ApiError::RateLimited {
+                            endpoint: endpoint.to_string(),
+                            waited: inner.clock.now().saturating_duration_since(started),
+                        });
+                    }
+                }
+                Outcome::Retryable { reason, error } => {
+                    failures += 1;
+                    let delay = self.backoff_delay(failures);
+                    if failures >= inner.retry.max_attempts
+                        || inner.clock.now().saturating_duration_since(started) + delay
+                            > inner.retry.max_elapsed
+                    {
+                        return Err(self.redact(error));
+                    }
+                    tracing::warn!(attempt, ?delay, %reason, "retrying the token request");
+                    Counters::inc(&inner.counters.retries);
+                    self.emit(ClientEvent::Retry {
+                        endpoint: endpoint.to_string(),
+                        attempt,
+                        wait: delay,
+                        reason,
+                    });
+                    self.backoff(delay).await;
+                }
+                Outcome::Unauthorized => {
+                    unreachable!("token requests are classified with api = false")
+                }
+                Outcome::Fatal(ApiError::Status { status, body, .. }) => {
+                    let invalid_client = serde_json::from_str::<TokenErrorBody>(&body)
+                        .ok()
+                        .and_then(|b| b.error)
+                        .is_some_and(|e| e == "invalid_client");
+                    if invalid_client {
+                        if st.secret_index + 1 < app.secrets.len() {
+                            st.secret_index += 1;
+                            tried_next = true;
+                            tracing::warn!(
+                                "the client secret was rejected (invalid_client); failing over to the next secret"
+                            );
+                            continue;
+                        }
+                        return Err(ApiError::SecretRejected {
+                            secret_valid_until: st.secret_valid_until,
+                            tried_next_secret: tried_next || st.secret_index > 0,
+                        });
+                    }
+                    return Err(self.redact(ApiError::Token { status, body }));
+                }
+                Outcome::Fatal(e) => return Err(self.redact(e)),
+            }
+        }
+    }
+
+    /// Removes any configured secret from an error's quoted body: a proxy or a broken server
+    /// could echo the token request's form body, and errors must never carry a secret.
+    pub(crate) fn redact(&self, e: ApiError) -> ApiError {
+        let scrub = |mut body: String| {
+            for secret in self.inner.apps.iter().flat_map(|a| &a.secrets) {
+                if !secret.expose().is_empty() {
+                    let encoded: String =
+                        url::form_urlencoded::byte_serialize(secret.expose().as_bytes()).collect();
+                    body = body
+                        .replace(secret.expose(), "[redacted]")
+                        .replace(&encoded, "[redacted]");
+                }
+            }
+            body
+        };
+        match e {
+            ApiError::Status {
+                endpoint,
+                status,
+                attempt,
+                body,
+                request_id,
+            } => ApiError::Status {
+                endpoint,
+                status,
+                attempt,
+                body: scrub(body),
+                request_id,
+            },
+            ApiError::Token { status, body } => ApiError::Token {
+                status,
+                body: scrub(body),
+            },
+            other => other,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,7 +482,7 @@ mod tests {
             accept_until_expiry: true,
             ..tok
         };
-        assert!(reused.usable(t(7199)));
-        assert!(!reused.usable(t(7200)));
+        assert!(reused.usable(t(7198)));
+        assert!(!reused.usable(t(7199)));
     }
 }

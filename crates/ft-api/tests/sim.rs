@@ -362,3 +362,108 @@ async fn a_listing_survives_5xx_429_and_revocations() {
     let stats = client.stats();
     assert!(stats.retries > 0 && stats.responses_401 > 0, "{stats:?}");
 }
+
+/// The default (measured) margin against a network that delays each request by up to 100 ms
+/// each way: zero 429s, and the server never counts more than its limit in a sliding second of
+/// arrivals. The same run with a margin of zero (a request assumed to arrive the instant it is
+/// sent) earns 429s: the margin is what keeps bunched arrivals under the limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_network_delay_a_zero_margin_earns_429s_and_the_measured_default_none() {
+    let limits = Limits {
+        per_second: 5,
+        per_hour: 10_000,
+        second_window: Duration::from_secs(1),
+        hour_window: Duration::from_secs(3600),
+    };
+    let rate = RateConfig {
+        per_second: 5,
+        per_hour: 10_000,
+        hour: Duration::from_secs(3600),
+    };
+    let start = |seed| {
+        Sim::builder()
+            .seed(seed)
+            .users_per_campus(100)
+            .limits(limits)
+            .network_delay(Duration::from_millis(100))
+            .start()
+    };
+
+    let sim = start(21).await;
+    let creds = sim.credentials();
+    let measured = FtClient::builder()
+        .base_url(sim.base_url())
+        .client_id(creds.client_id.as_str())
+        .client_secret(ClientSecret::new(creds.client_secret.clone()))
+        .rate(rate)
+        .build()
+        .unwrap();
+    hammer(&measured, 30, 8).await;
+    assert_eq!(sim.count_status(429), 0, "the default margin earns no 429");
+    assert_eq!(measured.stats().responses_429, 0);
+    assert!(sim.max_in_window(Duration::from_secs(1)) <= 5);
+
+    let sim = start(21).await;
+    let zero = client_for(&sim, rate, Duration::ZERO);
+    hammer(&zero, 30, 8).await;
+    assert!(
+        sim.count_status(429) > 0,
+        "a zero margin lets bunched arrivals exceed the limit"
+    );
+    // The server refused the excess: it never counted more than its limit.
+    assert!(sim.max_in_window(Duration::from_secs(1)) <= 5);
+}
+
+/// Against a server that hands back its live token until it expires (`expires_in` down to 0),
+/// a run outliving many short tokens finishes without an error, with at most two token
+/// requests per token lifetime (the one that gets a new token, and one that gets it handed back
+/// near its end), counted on the simulator's ledger.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_outliving_many_short_tokens_waits_for_each_to_expire_instead_of_failing() {
+    let lifetime = Duration::from_secs(3);
+    let sim = Sim::builder()
+        .seed(12)
+        .users_per_campus(20)
+        .limits(Limits {
+            per_second: 20,
+            per_hour: 100_000,
+            ..Limits::default()
+        })
+        .token_lifetime(lifetime)
+        .token_reuse_until_expiry(true)
+        .start()
+        .await;
+    let client = client_for(
+        &sim,
+        RateConfig {
+            per_second: 20,
+            per_hour: 100_000,
+            hour: Duration::from_secs(3600),
+        },
+        Duration::from_millis(25),
+    );
+    let started = Instant::now();
+    let mut requests = 0;
+    while started.elapsed() < Duration::from_secs(10) {
+        client
+            .get_page::<User>("/v2/campus/1/users", &Query::new().per_page(5))
+            .await
+            .expect("no request fails for a token at the end of its life");
+        requests += 1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let elapsed = started.elapsed();
+    let token_requests = sim
+        .ledger()
+        .iter()
+        .filter(|e| e.path == "/oauth/token")
+        .count();
+    let lifetimes = elapsed.as_secs_f64() / lifetime.as_secs_f64();
+    assert!(requests > 50, "{requests}");
+    assert!(lifetimes > 3.0);
+    assert!(
+        token_requests as f64 <= 2.0 * lifetimes.ceil(),
+        "{token_requests} token requests over {lifetimes:.1} token lifetimes"
+    );
+    assert_eq!(sim.count_status(429), 0);
+}

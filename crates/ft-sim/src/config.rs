@@ -103,7 +103,9 @@ impl fmt::Debug for AppCredentials {
 /// One request seen by the simulator.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LedgerEntry {
-    /// When the request was handled, measured from the simulator's start.
+    /// When the request reached the server, measured from the simulator's start: when it was
+    /// handled, plus the simulated network's forward delay if one is set
+    /// ([`crate::SimBuilder::network_delay`]; then entries are not in `at` order).
     pub at: Duration,
     /// HTTP method (`GET`, `POST`, ...).
     pub method: String,

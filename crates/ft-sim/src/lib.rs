@@ -253,6 +253,8 @@ pub struct SimBuilder {
     live_users: bool,
     addr: SocketAddr,
     traps: Traps,
+    network_delay: Duration,
+    reuse_until_expiry: bool,
 }
 
 impl Default for SimBuilder {
@@ -270,6 +272,8 @@ impl Default for SimBuilder {
             live_users: false,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             traps: Traps::default(),
+            network_delay: Duration::ZERO,
+            reuse_until_expiry: false,
         }
     }
 }
@@ -322,6 +326,15 @@ impl SimBuilder {
         self
     }
 
+    /// `true`: the live token is handed back until it expires, with `expires_in` its
+    /// remaining whole seconds, down to 0 (Doorkeeper's reuse, as the real server and the
+    /// independent mocks do); `false` (default): a token with a second or less left is not
+    /// handed back, a new one is minted.
+    pub fn token_reuse_until_expiry(mut self, on: bool) -> Self {
+        self.reuse_until_expiry = on;
+        self
+    }
+
     /// Fault injection (all off by default).
     pub fn faults(mut self, faults: Faults) -> Self {
         self.faults = faults;
@@ -351,6 +364,17 @@ impl SimBuilder {
     /// added to every drift step) and 429s without `Retry-After`.
     pub fn with_real_api_traps(self) -> Self {
         self.traps(Traps::real_api()).retry_after(false)
+    }
+
+    /// Simulates a network between client and server: every request reaches the server (and
+    /// is counted by the rate limits, and recorded in the ledger) a random time in
+    /// `[0, max]` after it was sent, and its answer takes another such time to come back. The
+    /// delays are drawn from the seed. Requests sent in one order can so arrive in another and
+    /// bunch up, as on a real network: a client that spaces its sends exactly at the limit
+    /// earns 429s. Default zero (loopback).
+    pub fn network_delay(mut self, max: Duration) -> Self {
+        self.network_delay = max;
+        self
     }
 
     /// Address to listen on (default `127.0.0.1:0`, a free port).
@@ -391,6 +415,8 @@ impl SimBuilder {
             always_new_token: self.always_new_token,
             live_users: self.live_users,
             faults: self.faults,
+            network_delay: self.network_delay,
+            reuse_until_expiry: self.reuse_until_expiry,
         };
         let state = Arc::new(Mutex::new(State::new(store, config, epoch, self.limits)));
         let server = MockServer::builder()
@@ -583,12 +609,14 @@ impl SimHandle {
     /// [`SimHandle::max_in_window`] for one application id.
     pub fn max_in_window_for(&self, app_id: u64, window: Duration) -> usize {
         let state = self.state();
-        let times: Vec<Duration> = state
+        let mut times: Vec<Duration> = state
             .ledger
             .iter()
             .filter(|e| e.counted && e.app_id == Some(app_id))
             .map(|e| e.at)
             .collect();
+        // Arrivals are out of order with a simulated network delay.
+        times.sort();
         let mut best = 0;
         let mut start = 0;
         for end in 0..times.len() {

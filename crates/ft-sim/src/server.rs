@@ -34,6 +34,11 @@ pub(crate) struct Config {
     pub(crate) always_new_token: bool,
     pub(crate) live_users: bool,
     pub(crate) faults: Faults,
+    /// Hand the live token back until its very last second (`expires_in` possibly 0), as
+    /// Doorkeeper does, instead of minting a new one when less than a second is left.
+    pub(crate) reuse_until_expiry: bool,
+    /// Largest simulated one-way network delay (see `SimBuilder::network_delay`); zero = off.
+    pub(crate) network_delay: Duration,
 }
 
 /// One OAuth application with its own budget.
@@ -46,6 +51,8 @@ pub(crate) struct App {
     pub(crate) secret_valid_until: i64,
     pub(crate) limits: Limits,
     /// When each counted request of this application arrived (time since start), ascending.
+    /// With a simulated network delay, arrivals can be recorded out of order; they are inserted
+    /// in place.
     pub(crate) hits: VecDeque<Duration>,
     pub(crate) live_token: Option<String>,
 }
@@ -58,12 +65,48 @@ impl App {
         }
     }
 
-    /// Counted requests in the window of length `window` that ends at `now`.
+    /// Counted requests in the window of length `window` that ends at `now` (arrivals after
+    /// `now`, possible with a simulated network delay, are not in it yet).
     fn in_window(&self, now: Duration, window: Duration) -> usize {
         let start = self
             .hits
             .partition_point(|&t| now.saturating_sub(t) >= window);
-        self.hits.len() - start
+        let end = self.hits.partition_point(|&t| t <= now);
+        end.saturating_sub(start)
+    }
+
+    /// Records a counted arrival, keeping `hits` sorted.
+    fn record_hit(&mut self, at: Duration) {
+        let index = self.hits.partition_point(|&t| t <= at);
+        self.hits.insert(index, at);
+    }
+
+    /// Whether one more arrival at `at` keeps every window of length `window` that contains it
+    /// at `limit` or fewer arrivals (two arrivals share a window when they differ by less than
+    /// `window`). Without a network delay this is "fewer than `limit` in the window ending at
+    /// `at`"; with one, a request that arrives between two earlier-recorded ones is judged by
+    /// every window it falls in, so whichever request of a bunch is judged last gets the 429,
+    /// as the server would give one to the request that arrived last.
+    fn fits(&self, at: Duration, window: Duration, limit: u32) -> bool {
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        let lo = self
+            .hits
+            .partition_point(|&t| at.saturating_sub(t) >= window && t < at);
+        let hi = self.hits.partition_point(|&t| t < at + window);
+        let mut near: Vec<Duration> = self.hits.range(lo..hi).copied().collect();
+        let index = near.partition_point(|&t| t <= at);
+        near.insert(index, at);
+        let mut end = 0;
+        for start in 0..=index {
+            end = end.max(start);
+            while end < near.len() && near[end] - near[start] < window {
+                end += 1;
+            }
+            if end > index && end - start > limit {
+                return false;
+            }
+        }
+        true
     }
 
     /// How long until one more request fits into a window holding `count` of at most `limit`.
@@ -97,6 +140,7 @@ pub(crate) struct State {
     pub(crate) fault_rng: ChaCha8Rng,
     pub(crate) secret_rng: ChaCha8Rng,
     pub(crate) drift_rng: ChaCha8Rng,
+    pub(crate) net_rng: ChaCha8Rng,
     pub(crate) v2_requests: u64,
     pub(crate) request_seq: u64,
     pub(crate) epoch: Ms,
@@ -120,6 +164,7 @@ impl State {
             fault_rng: rng_for(seed, u64::MAX - 1),
             secret_rng: rng_for(seed, u64::MAX - 2),
             drift_rng: rng_for(seed, u64::MAX - 3),
+            net_rng: rng_for(seed, u64::MAX - 4),
             v2_requests: 0,
             request_seq: 0,
             epoch,
@@ -143,6 +188,19 @@ impl State {
         let stamp = self.now_ms().max(self.last_stamp + 1);
         self.last_stamp = stamp;
         stamp
+    }
+
+    /// The forward and return delays of one request over the simulated network: each uniform
+    /// in `[0, network_delay]`, drawn from their own seeded generator (so turning the delay on
+    /// does not shift the fault sequence of a seed). Zero when the delay is off.
+    fn network_delays(&mut self) -> (Duration, Duration) {
+        let max = self.config.network_delay;
+        if max.is_zero() {
+            return (Duration::ZERO, Duration::ZERO);
+        }
+        let forward = max.mul_f64(self.net_rng.random::<f64>());
+        let back = max.mul_f64(self.net_rng.random::<f64>());
+        (forward, back)
     }
 
     fn hex(&mut self, bytes: usize) -> String {
@@ -187,7 +245,7 @@ impl State {
     pub(crate) fn consume_budget(&mut self, app_id: u64, count: usize) {
         let at = self.started.elapsed();
         for _ in 0..count {
-            self.app_mut(app_id).hits.push_back(at);
+            self.app_mut(app_id).record_hit(at);
             self.ledger.push(LedgerEntry {
                 at,
                 method: "-".to_owned(),
@@ -301,9 +359,15 @@ impl Respond for SimResponder {
     fn respond(&self, request: &Request) -> ResponseTemplate {
         let began = Instant::now();
         let mut state = lock(&self.state);
-        let at = state.started.elapsed();
+        // With a simulated network, the request reaches the server (and its rate limiter) a
+        // random time after the client sent it, and the answer takes as long to come back.
+        let (forward, back) = state.network_delays();
+        let at = state.started.elapsed() + forward;
         state.request_seq += 1;
-        let (resp, counted, app_id) = handle(&mut state, request, at);
+        let (mut resp, counted, app_id) = handle(&mut state, request, at);
+        if !(forward + back).is_zero() {
+            resp.delay = Some(resp.delay.unwrap_or_default() + forward + back);
+        }
         let query = ledger_query(&request.url);
         state.ledger.push(LedgerEntry {
             at,
@@ -543,6 +607,11 @@ fn token_endpoint(state: &mut State, request: &Request, at: Duration) -> (Resp, 
     };
 
     let lifetime = state.config.token_lifetime;
+    let guard = if state.config.reuse_until_expiry {
+        Duration::ZERO
+    } else {
+        Duration::from_secs(1)
+    };
     let reuse = if state.config.always_new_token {
         None
     } else {
@@ -550,7 +619,7 @@ fn token_endpoint(state: &mut State, request: &Request, at: Duration) -> (Resp, 
             state
                 .tokens
                 .get(token)
-                .is_some_and(|t| !t.revoked && t.created + t.lifetime > at + Duration::from_secs(1))
+                .is_some_and(|t| !t.revoked && t.created + t.lifetime > at + guard)
         })
     };
     let token = match reuse {
@@ -737,12 +806,12 @@ fn v2(state: &mut State, request: &Request, path: &str, at: Duration) -> (Resp, 
         }
     }
     let app = state.app(app_id);
-    if app.in_window(at, limits.second_window) >= limits.per_second as usize
-        || app.in_window(at, limits.hour_window) >= limits.per_hour as usize
+    if !app.fits(at, limits.second_window, limits.per_second)
+        || !app.fits(at, limits.hour_window, limits.per_hour)
     {
         return (too_many(state, app_id, at, false), false, Some(app_id));
     }
-    state.app_mut(app_id).hits.push_back(at);
+    state.app_mut(app_id).record_hit(at);
     state.v2_requests += 1;
     let revoke_now = faults
         .revoke_token_every

@@ -250,3 +250,64 @@ async fn a_hidden_co_consumer_spends_budget_and_fixed_windows_never_exceed_slidi
     );
     assert_eq!(sim.max_in_fixed_window(Duration::from_secs(3600)), 10);
 }
+
+/// Sends 12 requests 520 ms apart (as the client sees them: 2 per 1.04 s, just inside 2/s)
+/// without waiting for answers, and returns the 429 count, the smallest gap between two
+/// recorded arrivals and the busiest sliding second of counted arrivals.
+async fn spaced_sends(network_delay: Duration) -> (usize, Duration, usize) {
+    let sim = Sim::builder()
+        .seed(3)
+        .users_per_campus(5)
+        .limits(limits(2, 1000, Duration::from_secs(3600)))
+        .network_delay(network_delay)
+        .start()
+        .await;
+    let client = client();
+    let token = token(&client, &sim).await;
+    let start = tokio::time::Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..12u32 {
+        tokio::time::sleep_until(start + Duration::from_millis(520) * i).await;
+        let (client, sim, token) = (client.clone(), sim.clone(), token.clone());
+        tasks.push(tokio::spawn(async move {
+            get(&client, &sim, &token, "/v2/cursus").await.status()
+        }));
+    }
+    for task in tasks {
+        task.await.expect("request task");
+    }
+    let mut arrivals: Vec<Duration> = sim
+        .ledger()
+        .iter()
+        .filter(|e| e.path == "/v2/cursus")
+        .map(|e| e.at)
+        .collect();
+    arrivals.sort();
+    let closest = arrivals
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .min()
+        .unwrap_or_default();
+    (
+        sim.count_status(429),
+        closest,
+        sim.max_in_window(Duration::from_secs(1)),
+    )
+}
+
+#[tokio::test]
+async fn a_network_delay_bunches_arrivals_so_sends_spaced_at_the_limit_earn_429s() {
+    // Loopback: sends 1.04 s apart per pair arrive that way, nothing is refused.
+    let (too_many, closest, busiest) = spaced_sends(Duration::ZERO).await;
+    assert_eq!(too_many, 0);
+    assert!(closest >= Duration::from_millis(400), "{closest:?}");
+    assert!(busiest <= 2);
+    // Up to 300 ms each way: arrivals bunch (two sent 520 ms apart can arrive much closer),
+    // and the server counts
+    // arrivals, so some sends that were spaced right are refused; it still never accepts more
+    // than its limit in any sliding second of arrivals.
+    let (too_many, closest, busiest) = spaced_sends(Duration::from_millis(300)).await;
+    assert!(too_many > 0, "bunched arrivals must earn 429s");
+    assert!(closest < Duration::from_millis(400), "{closest:?}");
+    assert!(busiest <= 2, "{busiest} counted arrivals in one second");
+}

@@ -35,7 +35,8 @@ use crate::error::StoreError;
 use crate::store::{Backend, Store, with_tx};
 
 diesel::table! {
-    /// See the migration `rate_ledger`.
+    /// See the migration `rate_ledger`. Also the SQLite request log's table
+    /// ([`crate::RequestLog`]).
     rate_reservations (id) {
         id -> BigInt,
         app -> Text,
@@ -62,11 +63,11 @@ fn guard_pg_transaction(conn: &mut diesel::PgConnection) -> Result<(), StoreErro
 }
 
 /// The database server's current UTC time, at the precision the ledger stores.
-const PG_NOW: &str = "(clock_timestamp() AT TIME ZONE 'UTC')::timestamp(6)";
+pub(crate) const PG_NOW: &str = "(clock_timestamp() AT TIME ZONE 'UTC')::timestamp(6)";
 
 /// A duration as a chrono delta, rounded *up* to the microsecond (the precision both backends
 /// store), so a rounded reservation is never earlier than the rule allows.
-fn micros_up(d: Duration) -> TimeDelta {
+pub(crate) fn micros_up(d: Duration) -> TimeDelta {
     let micros = d.as_nanos().div_ceil(1_000);
     TimeDelta::microseconds(i64::try_from(micros).unwrap_or(i64::MAX / 2))
 }
@@ -188,6 +189,47 @@ impl Store {
         )
     }
 
+    /// The requests of `app` recorded (reserved, or logged by [`crate::RequestLog`]) within
+    /// `within` of now, each as an offset from now (negative: in the past; positive: reserved
+    /// but not sent yet), oldest first. "Now" is the database server's clock on PostgreSQL,
+    /// like the reservations.
+    pub fn request_history(
+        &self,
+        app: &str,
+        within: Duration,
+    ) -> Result<Vec<TimeDelta>, StoreError> {
+        let within = micros_up(within);
+        macro_rules! load {
+            ($conn:expr, $now:expr) => {{
+                let now: NaiveDateTime = $now;
+                rate_reservations::table
+                    .filter(rate_reservations::app.eq(app))
+                    .filter(rate_reservations::at.gt(now - within))
+                    .order(rate_reservations::at.asc())
+                    .select(rate_reservations::at)
+                    .load::<NaiveDateTime>($conn)
+                    .map_err(StoreError::q("history", "rate_reservations"))
+                    .map(|times| (times, now))
+            }};
+        }
+        let (times, now) = match &self.pool {
+            crate::store::Pool::Pg(pool) => {
+                let mut conn = self.pg(pool)?;
+                // The database's clock, as for reservations.
+                let now: NaiveDateTime =
+                    diesel::select(diesel::dsl::sql::<diesel::sql_types::Timestamp>(PG_NOW))
+                        .get_result(&mut *conn)
+                        .map_err(StoreError::q("ledger clock", "rate_reservations"))?;
+                load!(&mut *conn, now)?
+            }
+            crate::store::Pool::Sqlite(pool) => {
+                let mut conn = self.sqlite(pool)?;
+                load!(&mut *conn, crate::now())?
+            }
+        };
+        Ok(times.into_iter().map(|t| t - now).collect())
+    }
+
     /// The reserved instants of `app` still in the ledger, oldest first (for tests and
     /// diagnostics).
     pub fn reservations(&self, app: &str) -> Result<Vec<NaiveDateTime>, StoreError> {
@@ -230,6 +272,21 @@ impl RateLedger {
 }
 
 impl SharedBudget for RateLedger {
+    fn history<'a>(&'a self, app: &'a str, within: Duration) -> ft_api::HistoryFuture<'a> {
+        let store = self.store.clone();
+        let app = app.to_owned();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || store.request_history(&app, within))
+                .await
+                .map_err(|e| SharedBudgetError {
+                    message: format!("the rate ledger task failed: {e}"),
+                })?
+                .map_err(|e| SharedBudgetError {
+                    message: format!("reading the rate ledger in the database failed: {e}"),
+                })
+        })
+    }
+
     fn pause<'a>(&'a self, app: &'a str, wait: Duration) -> ReserveFuture<'a> {
         let store = self.store.clone();
         let app = app.to_owned();

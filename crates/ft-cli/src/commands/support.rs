@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use ft_api::{Application, ClientSecret, FtClient, RateConfig, SharedBudget};
-use ft_store::{LockWait, RateLedger, Store, WriterLock};
+use ft_store::{LockWait, RateLedger, RequestLog, Store, WriterLock};
 use secrecy::ExposeSecret;
 
 use crate::config::{Settings, SharedBudgetMode};
@@ -102,15 +102,21 @@ pub(crate) fn api_client_with(
     Ok(client)
 }
 
-/// The budget shared by every process using this database (its rate ledger), when
-/// `FT42_SHARED_BUDGET` asks for it: `auto` (the default) on PostgreSQL only.
+/// The budget this database keeps for the client (`FT42_SHARED_BUDGET`): with `auto` (the
+/// default) the rate ledger shared by every process on PostgreSQL, and the request log on
+/// SQLite (one process at a time, but a restarted one starts from the last hour's real spend);
+/// with `on` the rate ledger on either backend; with `off` nothing (the process paces alone
+/// and knows nothing of the hour before it started).
 pub(crate) fn shared_budget(settings: &Settings, store: &Store) -> Option<Arc<dyn SharedBudget>> {
-    let on = match settings.shared_budget {
-        SharedBudgetMode::Auto => RateLedger::needed(store.backend()),
-        SharedBudgetMode::On => true,
-        SharedBudgetMode::Off => false,
-    };
-    on.then(|| Arc::new(RateLedger::new(store.clone())) as Arc<dyn SharedBudget>)
+    let ledger = || Some(Arc::new(RateLedger::new(store.clone())) as Arc<dyn SharedBudget>);
+    match settings.shared_budget {
+        SharedBudgetMode::Auto if RateLedger::needed(store.backend()) => ledger(),
+        SharedBudgetMode::Auto => {
+            Some(Arc::new(RequestLog::new(store.clone())) as Arc<dyn SharedBudget>)
+        }
+        SharedBudgetMode::On => ledger(),
+        SharedBudgetMode::Off => None,
+    }
 }
 
 /// The one-writer lock of an SQLite database, held until the process ends.
