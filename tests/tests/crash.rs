@@ -16,7 +16,19 @@ const KILLS: usize = 24;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_nine_at_random_moments_loses_nothing_on_both_backends() {
     for db in TestDb::all() {
-        let sim = common::sim(29, 1, 900).await;
+        // The server's limit, not the child's setting, paces the child (the pacer adopts the
+        // limits the server announces): 8/s keeps the sync long enough for the kills to land
+        // mid-sync.
+        let sim = ft_sim::Sim::builder()
+            .seed(29)
+            .campuses(1)
+            .users_per_campus(900)
+            .limits(ft_sim::Limits {
+                per_second: 8,
+                ..common::test_limits()
+            })
+            .start()
+            .await;
         let creds = sim.credentials();
         let dir = tempfile::tempdir().expect("temp dir");
         let secret_file = dir.path().join("secret");

@@ -19,8 +19,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ft_api::{ClientSecret, FtClient, RateConfig};
-use ft_store::Store;
+use ft_api::{ClientSecret, FtClient, RateConfig, SharedBudget};
+use ft_store::{RateLedger, RequestLog, Store};
 use ft_sync::{Engine, EngineConfig, Mode, SyncRequest, What, progress};
 
 /// Parses the `key=value` arguments, exiting with status 2 on anything else.
@@ -109,6 +109,16 @@ async fn main() {
         .filter_map(|c| c.trim().parse().ok())
         .collect();
     let offset = chrono::Duration::milliseconds(number(&args, "clock_offset_ms"));
+    let store = match Store::open(get(&args, "database_url")).and_then(|s| {
+        s.migrate()?;
+        Ok(s)
+    }) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("chaos-child: store: {e}");
+            std::process::exit(1);
+        }
+    };
     let client = FtClient::builder()
         .base_url(get(&args, "base_url"))
         .client_id(get(&args, "client_id"))
@@ -122,22 +132,20 @@ async fn main() {
             Duration::from_secs(2),
             Duration::from_millis(number(&args, "request_timeout_ms") as u64),
         )
+        // As `ft42` does by default (FT42_SHARED_BUDGET=auto): a restarted process starts from
+        // what the killed one sent (SQLite request log, PostgreSQL rate ledger), not from an
+        // empty window.
+        .shared_budget(Some(if RateLedger::needed(store.backend()) {
+            Arc::new(RateLedger::new(store.clone())) as Arc<dyn SharedBudget>
+        } else {
+            Arc::new(RequestLog::new(store.clone()))
+        }))
         .build();
     let client = match client {
         Ok(c) => c,
         Err(e) => {
             eprintln!("chaos-child: client: {e}");
             std::process::exit(2);
-        }
-    };
-    let store = match Store::open(get(&args, "database_url")).and_then(|s| {
-        s.migrate()?;
-        Ok(s)
-    }) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("chaos-child: store: {e}");
-            std::process::exit(1);
         }
     };
     let config = EngineConfig {

@@ -49,15 +49,16 @@ struct ApplicationEntry {
     next_secret_file: Option<PathBuf>,
 }
 
-/// Whether requests also reserve the budget shared by every process in the database's rate
-/// ledger (`FT42_SHARED_BUDGET`).
+/// Which budget shared through the database requests reserve (`FT42_SHARED_BUDGET`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SharedBudgetMode {
-    /// On for PostgreSQL (any number of workers), off for SQLite (one process at a time).
+    /// The rate ledger on PostgreSQL (any number of workers); the request log on SQLite (one
+    /// process at a time, but a restarted process starts from the last hour's real spend).
     Auto,
-    /// Always.
+    /// The rate ledger on either backend.
     On,
-    /// Never: this process paces alone (only safe when it is the only one).
+    /// Nothing: this process paces alone and knows nothing of the hour before it started (only
+    /// safe when it is the only one, and it may meet a window the previous process filled).
     Off,
 }
 
