@@ -195,6 +195,9 @@ async fn round_trip(db: TestDb) {
         .iter()
         .filter(|e| e.counted)
         .count();
+    // The first delta also runs the deletion check the first sync left to it (nothing could
+    // be stale yet); the second is the steady state a restore must give back.
+    delta_sync(&sb, &sim, &env).await;
     let delta_before_loss = delta_sync(&sb, &sim, &env).await;
     // The sync keeps every fetched page in the raw archive (FT42_EXPORT_DIR).
     let archive = files_under(&sb.file("exports"));

@@ -15,7 +15,7 @@ use crate::blocking;
 use crate::config::{EngineConfig, Mode, SyncRequest};
 use crate::error::{Result, SyncError};
 use crate::progress::{Progress, ProgressTx};
-use crate::resource::{Listing, ScopeShape, Stage, listings_for};
+use crate::resource::{Listing, Pass, ScopeShape, Stage, listings_for};
 use crate::task::{PAYLOAD_VERSION, PassMode, TaskPayload, scope_of};
 use crate::worker::{self, Drain, WorkerTally};
 
@@ -56,8 +56,12 @@ enum ScopeDue {
     Fresh,
     /// A plan still in flight completed it.
     DoneInUnfinishedPlan,
-    /// Read it: whole (`None`) or from `since`.
-    Read { since: Option<DateTime<Utc>> },
+    /// Read it: whole (`None`) or from `since`; `first`: it never completed before (for a
+    /// deletion check: the listing it checks never did).
+    Read {
+        since: Option<DateTime<Utc>>,
+        first: bool,
+    },
 }
 
 /// How long a delta request leaves alone a scope that a still unfinished plan completed.
@@ -79,6 +83,9 @@ pub struct PlanSummary {
     /// Scopes left out because a plan still in flight (pending or running tasks) already
     /// completed them: a restart resumes that plan instead of reading them again.
     pub done_in_unfinished_plan: usize,
+    /// Deletion checks left to the next sync: this plan reads their rows whole for the first
+    /// time, so there is nothing stale to find yet.
+    pub first_read_deletions: usize,
 }
 
 /// What a run did: the CLI prints it and the engine stores it in `sync_runs`.
@@ -274,7 +281,22 @@ impl Engine {
                 {
                     ScopeDue::Fresh => summary.fresh += 1,
                     ScopeDue::DoneInUnfinishedPlan => summary.done_in_unfinished_plan += 1,
-                    ScopeDue::Read { since } => due.push((campus_id, since)),
+                    // A deletion check of rows this plan reads whole for the first time has
+                    // nothing stale to find: it runs with the next sync.
+                    ScopeDue::Read { first: true, .. }
+                        if matches!(listing.resource().pass, Pass::Deletions(_))
+                            && campus_id.is_some_and(|c| {
+                                listing
+                                    .resource()
+                                    .reads_from
+                                    .first()
+                                    .and_then(|source| read_whole.get(source))
+                                    .is_some_and(|s| s.contains(&c))
+                            }) =>
+                    {
+                        summary.first_read_deletions += 1;
+                    }
+                    ScopeDue::Read { since, .. } => due.push((campus_id, since)),
                 }
             }
             for (campuses_of_task, since) in self.group(listing, due).await? {
@@ -382,6 +404,7 @@ impl Engine {
             delta = summary.delta,
             fresh = summary.fresh,
             done_in_unfinished_plan = summary.done_in_unfinished_plan,
+            first_read_deletions = summary.first_read_deletions,
             "sync planned"
         );
         if let Ok(backlog) = self.backlog().await {
@@ -461,7 +484,22 @@ impl Engine {
             }
             _ => None,
         };
-        Ok(ScopeDue::Read { since })
+        // For a deletion check: whether the listing it checks never completed in this scope.
+        let first = match (
+            listing.resource().pass,
+            listing.resource().reads_from.first(),
+        ) {
+            (Pass::Deletions(_), Some(source)) => {
+                let store = self.store.clone();
+                let (r, s) = (source.as_str().to_owned(), scope.clone());
+                blocking(move || store.cursor(&r, &s))
+                    .await?
+                    .and_then(|c| c.watermark)
+                    .is_none()
+            }
+            _ => watermark.is_none(),
+        };
+        Ok(ScopeDue::Read { since, first })
     }
 
     /// Groups the due scopes of one listing into tasks: global listings stay one task;

@@ -21,7 +21,7 @@ pub(crate) const FILTER_LIST_MAX: usize = 100;
 /// Coalitions assumed for a campus whose coalitions are not stored yet, when cutting sets for
 /// the coalitions filter (42 campuses have 4; a pass that meets a longer list anyway reads it
 /// in chunks, see `listing.rs`).
-pub(crate) const UNKNOWN_COALITIONS: usize = 8;
+pub(crate) const UNKNOWN_COALITIONS: usize = 4;
 
 /// The scope string of a campus set: `campuses:` and the sorted ids, runs of consecutive ids
 /// written as ranges (`campuses:1-3,12`), so the same set always gets the same scope.
