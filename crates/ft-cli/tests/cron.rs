@@ -96,6 +96,26 @@ fn install_into_an_empty_crontab_and_dry_run_writes_nothing() {
 }
 
 #[test]
+fn cron_lines_keep_the_campuses_setting() {
+    let sb = Sandbox::new();
+    let bin = fake_crontab(&sb);
+    let out = cron_cmd(&sb, &bin)
+        .env("FT42_CAMPUSES", "1,12")
+        .args(["cron", "install", "--dry-run"])
+        .assert()
+        .success();
+    let block = String::from_utf8_lossy(&out.get_output().stdout).to_string();
+    let jobs: Vec<&str> = block.lines().filter(|l| l.contains(" sync ")).collect();
+    assert!(!jobs.is_empty(), "{block}");
+    for line in jobs {
+        assert!(
+            line.contains("FT42_CAMPUSES="),
+            "a sync job forgets the campuses: {line}"
+        );
+    }
+}
+
+#[test]
 fn schedule_can_be_changed_and_disabled_in_the_config_file() {
     let sb = Sandbox::new();
     let bin = fake_crontab(&sb);

@@ -35,6 +35,28 @@ async fn demo_runs_end_to_end_with_no_429() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_campuses_setting_limits_a_sync_without_campus_flags() {
+    let sim = sim(21, 2).await;
+    let sb = Sandbox::new();
+    let mut cmd = sb.ft42();
+    point_at(&mut cmd, &sim);
+    cmd.args(["sync", "users", "-q"]).env("FT42_CAMPUSES", "2");
+    run(cmd).await.success();
+    let store = Store::open(sb.file("ft42.db").to_str().unwrap()).unwrap();
+    let members: Vec<i64> = store
+        .raw_rows(Table::CampusUsers)
+        .unwrap()
+        .iter()
+        .filter_map(|r| r.raw["campus_id"].as_i64())
+        .collect();
+    assert!(!members.is_empty(), "campus 2 was synced");
+    assert!(
+        members.iter().all(|&c| c == 2),
+        "only campus 2's members: {members:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_users_then_status_shows_fresh_scopes() {
     let sim = sim(20, 2).await;
     let sb = Sandbox::new();

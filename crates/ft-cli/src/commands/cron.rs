@@ -42,6 +42,8 @@ const PASSED_ENV: &[&str] = &[
     // Issue #18: a job without these would run with one application and its own budget.
     "FT42_APPLICATIONS_FILE",
     "FT42_SHARED_BUDGET",
+    // Issue #15: scheduled jobs mirror the campuses the operator chose, not every campus.
+    "FT42_CAMPUSES",
     "FT42_BACKUP_DIR",
     "FT42_BACKUP_RECIPIENT",
     "FT42_BACKUP_PASSPHRASE_FILE",

@@ -28,8 +28,18 @@ use super::sync::engine;
 async fn run_job(
     engine: &Engine,
     kind: JobKind,
+    campuses: &[i64],
     stop: &watch::Receiver<bool>,
 ) -> Result<ft_sync::RunSummary, ft_sync::SyncError> {
+    // The `campuses` setting (`FT42_CAMPUSES`); empty: every campus.
+    let req = |mode| {
+        let req = SyncRequest::new(What::All, mode);
+        if campuses.is_empty() {
+            req
+        } else {
+            req.campuses(campuses.iter().copied())
+        }
+    };
     let shutdown = {
         let mut stop = stop.clone();
         async move {
@@ -38,16 +48,8 @@ async fn run_job(
     };
     let (tx, reporter) = Reporter::spawn(Some(engine.client().clone()));
     let result = match kind {
-        JobKind::Full => {
-            engine
-                .sync(SyncRequest::new(What::All, Mode::Full), tx, shutdown)
-                .await
-        }
-        JobKind::Delta => {
-            engine
-                .sync(SyncRequest::new(What::All, Mode::Auto), tx, shutdown)
-                .await
-        }
+        JobKind::Full => engine.sync(req(Mode::Full), tx, shutdown).await,
+        JobKind::Delta => engine.sync(req(Mode::Auto), tx, shutdown).await,
         JobKind::Relations => engine.run_until_idle(true, tx, shutdown).await,
         // Backups make no requests; the daemon loop runs them itself (see `daemon`).
         JobKind::Backup => Ok(ft_sync::RunSummary::default()),
@@ -112,7 +114,7 @@ pub(crate) async fn daemon(settings: &Settings) -> anyhow::Result<Exit> {
                 }
                 continue;
             }
-            match run_job(&engine, kind, &stop_rx).await {
+            match run_job(&engine, kind, &settings.campuses, &stop_rx).await {
                 Ok(s) => tracing::info!(
                     job = ?kind,
                     rows = s.rows_written,

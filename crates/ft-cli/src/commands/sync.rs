@@ -50,7 +50,7 @@ pub(crate) async fn engine(settings: &Settings) -> anyhow::Result<Engine> {
 }
 
 /// The engine request for `ft42 sync <what>`.
-pub(crate) fn request(what: SyncTarget, opts: &SyncOpts) -> SyncRequest {
+pub(crate) fn request(what: SyncTarget, opts: &SyncOpts, campuses: &[i64]) -> SyncRequest {
     let what = match what {
         SyncTarget::Users => What::Users,
         SyncTarget::Relations => What::Relations,
@@ -64,8 +64,11 @@ pub(crate) fn request(what: SyncTarget, opts: &SyncOpts) -> SyncRequest {
         _ => Mode::Auto,
     };
     let mut req = SyncRequest::new(what, mode).force(opts.force);
+    // `--campus`, else the `campuses` setting (`FT42_CAMPUSES`), else every campus.
     if !opts.campus.is_empty() {
         req = req.campuses(opts.campus.iter().copied());
+    } else if !campuses.is_empty() {
+        req = req.campuses(campuses.iter().copied());
     }
     req.max_relation_users = opts.max_relation_users;
     req
@@ -90,7 +93,11 @@ pub(crate) async fn sync(settings: &Settings, args: &SyncArgs) -> anyhow::Result
     let (tx, reporter) = Reporter::spawn(Some(engine.client().clone()));
     let (shutdown, interrupted) = watched_shutdown(shutdown_signal());
     let result = engine
-        .sync(request(args.what, &args.opts), tx, shutdown)
+        .sync(
+            request(args.what, &args.opts, &settings.campuses),
+            tx,
+            shutdown,
+        )
         .await;
     reporter.finish().await;
     finish(result?, interrupted.load(Ordering::SeqCst), settings)

@@ -124,6 +124,10 @@ pub struct Settings {
     applications_file: Option<(PathBuf, Origin)>,
     /// The rate ledger setting (`FT42_SHARED_BUDGET`: auto, on or off).
     pub shared_budget: SharedBudgetMode,
+    /// The campuses `sync` (without `--campus`), the daemon and cron jobs mirror
+    /// (`FT42_CAMPUSES=1,12,21`, config key `campuses = [1, 12, 21]`), sorted; empty: every
+    /// campus.
+    pub campuses: Vec<i64>,
     /// Backups: folder, keys, rotation.
     pub backup: BackupSettings,
 }
@@ -289,6 +293,18 @@ impl Settings {
             },
         };
 
+        let campuses = match l.env("FT42_CAMPUSES").or_else(|| {
+            let list = l
+                .file
+                .campuses
+                .as_ref()
+                .map(|ids| ids.iter().map(i64::to_string).collect::<Vec<_>>().join(","));
+            l.file("campuses", list)
+        }) {
+            Some(raw) => parse_campuses(&raw)?,
+            None => Vec::new(),
+        };
+
         Ok(Settings {
             api_url,
             token_url,
@@ -309,6 +325,7 @@ impl Settings {
             schedule,
             applications_file,
             shared_budget,
+            campuses,
             backup,
         })
     }
@@ -317,6 +334,32 @@ impl Settings {
     pub fn database_url_redacted(&self) -> String {
         self.database_url.redacted().to_owned()
     }
+}
+
+/// A comma-separated list of campus ids: positive whole numbers, sorted and deduplicated.
+fn parse_campuses(raw: &Raw) -> Result<Vec<i64>, ConfigError> {
+    let mut ids = Vec::new();
+    for part in raw
+        .value
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+    {
+        match part.parse::<i64>() {
+            Ok(id) if id > 0 => ids.push(id),
+            _ => {
+                return Err(ConfigError::Invalid {
+                    origin: raw.origin.clone(),
+                    reason: format!(
+                        "{part:?} is not a campus id (a positive whole number; give a list like 1,12,21, or leave it unset for every campus)"
+                    ),
+                });
+            }
+        }
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(ids)
 }
 
 #[cfg(test)]

@@ -436,6 +436,50 @@ fn shared_budget_setting() {
 }
 
 #[test]
+fn campuses_come_from_env_then_file_and_bad_ids_are_named() {
+    let none = Settings::resolve(&GlobalArgs::default(), env(&[])).unwrap();
+    assert!(none.campuses.is_empty(), "unset: every campus");
+
+    let s = Settings::resolve(
+        &GlobalArgs::default(),
+        env(&[("FT42_CAMPUSES", " 21, 1,12,1 ")]),
+    )
+    .unwrap();
+    assert_eq!(s.campuses, [1, 12, 21], "sorted, duplicates dropped");
+
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), "campuses = [9, 3]\n");
+    let flags = GlobalArgs {
+        config: Some(cfg.clone()),
+        ..GlobalArgs::default()
+    };
+    assert_eq!(
+        Settings::resolve(&flags, env(&[])).unwrap().campuses,
+        [3, 9]
+    );
+    assert_eq!(
+        Settings::resolve(&flags, env(&[("FT42_CAMPUSES", "5")]))
+            .unwrap()
+            .campuses,
+        [5],
+        "the environment wins over the file"
+    );
+
+    let err = Settings::resolve(&GlobalArgs::default(), env(&[("FT42_CAMPUSES", "1,paris")]))
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.starts_with("invalid FT42_CAMPUSES"), "{msg}");
+    assert!(msg.contains("\"paris\" is not a campus id"), "{msg}");
+    let cfg = write_config(dir.path(), "campuses = [0]\n");
+    let flags = GlobalArgs {
+        config: Some(cfg),
+        ..GlobalArgs::default()
+    };
+    let msg = Settings::resolve(&flags, env(&[])).unwrap_err().to_string();
+    assert!(msg.contains("campuses"), "the file key is named: {msg}");
+}
+
+#[test]
 fn backup_settings_follow_env_then_file_then_defaults() {
     let s = Settings::resolve(&GlobalArgs::default(), env(&[])).unwrap();
     assert_eq!(s.backup, BackupSettings::default());
