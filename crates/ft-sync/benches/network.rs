@@ -50,8 +50,17 @@ async fn main() {
         _ => vec![1, 10, 50],
     };
     println!(
-        "{:>8} {:>6} {:>8} {:>6} {:>6} {:>6} {:>8} {:>8} {:>9}",
-        "campuses", "rows", "full_req", "bound", "ratio", "quiet", "changed", "delta", "req/chg"
+        "{:>8} {:>6} {:>8} {:>6} {:>6} {:>6} {:>6} {:>8} {:>8} {:>9}",
+        "campuses",
+        "rows",
+        "full_req",
+        "bound",
+        "ratio",
+        "quiet1",
+        "quiet",
+        "changed",
+        "delta",
+        "req/chg"
     );
     for campuses in counts {
         run(campuses, (total_users / campuses).max(1)).await;
