@@ -10,23 +10,6 @@ use ft_store::test_support::TestDb;
 use ft_store::{Store, Table, TaskFilter};
 use ft_sync::{Mode, SyncRequest, What, progress};
 
-/// Every table `sync all` fills.
-const ALL_TABLES: [Table; 13] = [
-    Table::Campuses,
-    Table::Cursus,
-    Table::Projects,
-    Table::Achievements,
-    Table::Users,
-    Table::CampusUsers,
-    Table::CursusUsers,
-    Table::ProjectsUsers,
-    Table::AchievementsUsers,
-    Table::Blocs,
-    Table::Coalitions,
-    Table::CoalitionsUsers,
-    Table::Locations,
-];
-
 /// A simulator whose gateway answers an HTML 502 to a filter list of more than 100 values, as
 /// the real one does.
 async fn sim_with_list_limit(seed: u64, campuses: u32, users: u32) -> SimHandle {
@@ -53,7 +36,8 @@ fn v2_requests(sim: &SimHandle) -> usize {
 
 fn assert_everything_matches(store: &Store, sim: &SimHandle, embedded: Embedded) {
     let truth = sim.truth();
-    for table in ALL_TABLES {
+    // Every mirror table: `sync all` fills them all.
+    for &table in Table::ALL {
         assert_table_matches(store, &truth, table, embedded);
     }
 }
