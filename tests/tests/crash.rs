@@ -19,10 +19,12 @@ async fn kill_nine_at_random_moments_loses_nothing_on_both_backends() {
         // The server's limit, not the child's setting, paces the child (the pacer adopts the
         // limits the server announces): 8/s keeps the sync long enough for the kills to land
         // mid-sync.
+        // Three campuses read as one campus set: a kill lands inside set tasks, whose cursor is
+        // a resume position until the last page hands the watermark to each campus.
         let sim = ft_sim::Sim::builder()
             .seed(29)
-            .campuses(1)
-            .users_per_campus(900)
+            .campuses(3)
+            .users_per_campus(300)
             .limits(ft_sim::Limits {
                 per_second: 8,
                 ..common::test_limits()
@@ -40,7 +42,7 @@ async fn kill_nine_at_random_moments_loses_nothing_on_both_backends() {
                     creds.client_id.as_str(),
                     secret_file.to_str().expect("utf-8 path"),
                     db_url,
-                    "1",
+                    "1,2,3",
                 ])
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped())

@@ -1,8 +1,9 @@
-//! A sync process for the crash tests: `sync-child BASE_URL CLIENT_ID SECRET_FILE DATABASE_URL CAMPUS`.
+//! A sync process for the crash tests:
+//! `sync-child BASE_URL CLIENT_ID SECRET_FILE DATABASE_URL CAMPUSES` (a comma list).
 //!
-//! With an empty queue it plans and runs a full sync of the campus; with tasks already queued
-//! (a restart after a kill) it only works the queue, as `ft42 worker` does. The parent kills it
-//! with SIGKILL at random moments.
+//! With an empty queue it plans and runs a full sync of the campuses (one campus set); with
+//! tasks already queued (a restart after a kill) it only works the queue, as `ft42 worker`
+//! does. The parent kills it with SIGKILL at random moments.
 
 use std::time::Duration;
 
@@ -13,12 +14,15 @@ use ft_sync::{Engine, EngineConfig, Mode, SyncRequest, What, progress};
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let [_, base_url, client_id, secret_file, db_url, campus] = args.as_slice() else {
-        eprintln!("usage: sync-child BASE_URL CLIENT_ID SECRET_FILE DATABASE_URL CAMPUS");
+    let [_, base_url, client_id, secret_file, db_url, campuses] = args.as_slice() else {
+        eprintln!("usage: sync-child BASE_URL CLIENT_ID SECRET_FILE DATABASE_URL CAMPUSES");
         std::process::exit(2);
     };
     let secret = std::fs::read_to_string(secret_file).expect("read secret file");
-    let campus: i64 = campus.parse().expect("campus id");
+    let campuses: Vec<i64> = campuses
+        .split(',')
+        .map(|c| c.parse().expect("campus id"))
+        .collect();
     let client = FtClient::builder()
         .base_url(base_url.as_str())
         .client_id(client_id.as_str())
@@ -46,7 +50,7 @@ async fn main() {
             .run_until_idle(false, progress::discard(), std::future::pending())
             .await
     } else {
-        let req = SyncRequest::new(What::Users, Mode::Full).campuses([campus]);
+        let req = SyncRequest::new(What::Users, Mode::Full).campuses(campuses);
         engine
             .sync(req, progress::discard(), std::future::pending())
             .await
