@@ -54,6 +54,16 @@ pub fn resources() -> Vec<&'static str> {
     resource::RESOURCES.iter().map(|r| r.name).collect()
 }
 
+/// The resources whose deltas read a time window (`updated_at`, `begin_at`): the ones
+/// [`EngineConfig::look_back`] applies to.
+pub fn windowed_resources() -> Vec<&'static str> {
+    resource::RESOURCES
+        .iter()
+        .filter(|r| r.time_field.is_some())
+        .map(|r| r.name)
+        .collect()
+}
+
 /// Cursor rows written by this version carry this format number.
 pub(crate) const CURSOR_FORMAT: i32 = 1;
 

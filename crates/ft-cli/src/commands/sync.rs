@@ -31,6 +31,7 @@ pub(crate) fn engine_config(settings: &Settings) -> EngineConfig {
         archive_retention_days: (settings.export_retention_days > 0)
             .then_some(settings.export_retention_days),
         freshness: settings.freshness.refresh_intervals(),
+        look_back: settings.look_back.clone(),
         ..EngineConfig::default()
     }
 }

@@ -26,6 +26,7 @@ pub(super) struct FileConfig {
     pub(super) export_dir: Option<PathBuf>,
     pub(super) export_retention_days: Option<u32>,
     pub(super) freshness: Option<std::collections::BTreeMap<String, String>>,
+    pub(super) look_back: Option<std::collections::BTreeMap<String, String>>,
     pub(super) schedule: Option<ScheduleFile>,
     pub(super) applications_file: Option<PathBuf>,
     pub(super) shared_budget: Option<String>,

@@ -44,7 +44,7 @@ use backup::resolve_backup;
 use file::load_file;
 use layers::{Layers, Raw, flag, parse_count, parse_positive, path_string, to_u32};
 use secrets::{SecretSource, resolve_secret};
-use validate::{parse_api_url, parse_database_url, parse_freshness};
+use validate::{parse_api_url, parse_database_url, parse_freshness, parse_look_back};
 
 /// Default base URL of the real API.
 pub const DEFAULT_API_URL: &str = "https://api.intra.42.fr";
@@ -114,6 +114,9 @@ pub struct Settings {
     /// and the schedule's grace, the one definition the engine (what a delta run skips),
     /// `status` (what is stale) and `integrity` read.
     pub freshness: Freshness,
+    /// How far before its watermark each windowed listing's delta starts: the engine's
+    /// defaults (locations 6 h) with the config file's `[look_back]` overrides.
+    pub look_back: std::collections::BTreeMap<String, Duration>,
     /// `-q` was given: commands print nothing on success (cron mails only failures).
     pub quiet: bool,
     /// The config file in use, if any (absolute when it could be resolved).
@@ -260,6 +263,7 @@ impl Settings {
             l.file_path.as_deref(),
             schedule.freshness_grace(),
         )?;
+        let look_back = parse_look_back(l.file.look_back.as_ref(), l.file_path.as_deref())?;
         let backup = resolve_backup(l)?;
 
         // Several applications and the shared budget.
@@ -320,6 +324,7 @@ impl Settings {
             export_dir,
             export_retention_days,
             freshness,
+            look_back,
             quiet: flags.quiet > 0,
             config_file: layers.file_path.clone(),
             schedule,

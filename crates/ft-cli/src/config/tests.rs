@@ -436,6 +436,47 @@ fn shared_budget_setting() {
 }
 
 #[test]
+fn look_back_defaults_and_file_overrides() {
+    let s = Settings::resolve(&GlobalArgs::default(), env(&[])).unwrap();
+    assert_eq!(s.look_back, ft_sync::default_look_back());
+    assert_eq!(
+        s.look_back.get("locations"),
+        Some(&Duration::from_secs(6 * 3600)),
+        "late sessions: locations look back hours by default"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        "[look_back]\nlocations = \"12h\"\nusers = \"10m\"\n",
+    );
+    let flags = GlobalArgs {
+        config: Some(cfg),
+        ..GlobalArgs::default()
+    };
+    let s = Settings::resolve(&flags, env(&[])).unwrap();
+    assert_eq!(
+        s.look_back.get("locations"),
+        Some(&Duration::from_secs(12 * 3600))
+    );
+    assert_eq!(s.look_back.get("users"), Some(&Duration::from_secs(600)));
+
+    for (text, needle) in [
+        ("[look_back]\nblocs = \"1h\"\n", "has no delta window"),
+        ("[look_back]\nlocations = \"soon\"\n", "is not a duration"),
+    ] {
+        let cfg = write_config(dir.path(), text);
+        let flags = GlobalArgs {
+            config: Some(cfg),
+            ..GlobalArgs::default()
+        };
+        let msg = Settings::resolve(&flags, env(&[])).unwrap_err().to_string();
+        assert!(msg.contains(needle), "{text}: {msg}");
+        assert!(msg.contains("look_back"), "the key is named: {msg}");
+    }
+}
+
+#[test]
 fn campuses_come_from_env_then_file_and_bad_ids_are_named() {
     let none = Settings::resolve(&GlobalArgs::default(), env(&[])).unwrap();
     assert!(none.campuses.is_empty(), "unset: every campus");

@@ -93,3 +93,41 @@ pub(super) fn parse_freshness(
     }
     Ok(out)
 }
+
+/// The `[look_back]` table: how far before its watermark a listing's delta starts, per
+/// resource (e.g. `locations = "12h"`: sessions are often recorded late), on top of the
+/// engine's defaults ([`ft_sync::default_look_back`]). Only listings with a delta window take
+/// one; unknown resources and bad durations are errors.
+pub(super) fn parse_look_back(
+    table: Option<&std::collections::BTreeMap<String, String>>,
+    path: Option<&std::path::Path>,
+) -> Result<std::collections::BTreeMap<String, Duration>, ConfigError> {
+    let mut out = ft_sync::default_look_back();
+    let Some(table) = table else {
+        return Ok(out);
+    };
+    let known = ft_sync::windowed_resources();
+    for (resource, value) in table {
+        let origin = Origin::File {
+            key: "look_back",
+            path: path.map(PathBuf::from).unwrap_or_default(),
+        };
+        if !known.contains(&resource.as_str()) {
+            return Err(ConfigError::Invalid {
+                origin,
+                reason: format!(
+                    "{resource:?} in [look_back] has no delta window; expected one of: {}",
+                    known.join(", ")
+                ),
+            });
+        }
+        let d = humantime::parse_duration(value.trim()).map_err(|e| ConfigError::Invalid {
+            origin,
+            reason: format!(
+                "[look_back] {resource} = {value:?} is not a duration ({e}); write e.g. \"10m\" or \"6h\""
+            ),
+        })?;
+        out.insert(resource.clone(), d);
+    }
+    Ok(out)
+}
