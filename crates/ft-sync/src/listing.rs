@@ -53,20 +53,30 @@ pub(crate) fn campuses_of(payload: &TaskPayload) -> Result<Vec<i64>> {
     Ok(campuses)
 }
 
-/// The stored coalitions of these campuses (what `filter[coalition_id]` lists for them).
-pub(crate) async fn coalitions_of(ctx: &PassCtx<'_>, campuses: &[i64]) -> Result<Vec<i64>> {
+/// The union of a per-campus id read over `campuses`, sorted and deduplicated: the stored ids
+/// a campus-set task works on (its coalitions, users, open sessions).
+pub(crate) async fn union_over_campuses(
+    ctx: &PassCtx<'_>,
+    campuses: &[i64],
+    read: impl Fn(&ft_store::Store, i64) -> Result<Vec<i64>, ft_store::StoreError> + Send + 'static,
+) -> Result<Vec<i64>> {
     let store = ctx.store.clone();
     let campuses = campuses.to_vec();
     blocking(move || {
         let mut out = Vec::new();
         for c in campuses {
-            out.extend(store.campus_coalition_ids(c)?);
+            out.extend(read(&store, c)?);
         }
         out.sort_unstable();
         out.dedup();
         Ok(out)
     })
     .await
+}
+
+/// The stored coalitions of these campuses (what `filter[coalition_id]` lists for them).
+pub(crate) async fn coalitions_of(ctx: &PassCtx<'_>, campuses: &[i64]) -> Result<Vec<i64>> {
+    union_over_campuses(ctx, campuses, |store, c| store.campus_coalition_ids(c)).await
 }
 
 /// The endpoint and filters that define a listing's scope (no paging, sort or window yet), or
@@ -267,14 +277,8 @@ async fn reread(ctx: &mut PassCtx<'_>, payload: &TaskPayload, ids: StoredIds) ->
                     .await?
             }
             StoredIds::OpenLocations => {
-                let campuses = campuses_of(payload)?;
-                blocking(move || {
-                    let mut ids = Vec::new();
-                    for campus in campuses {
-                        ids.extend(store.open_location_ids(campus)?);
-                    }
-                    ids.sort_unstable();
-                    Ok(ids)
+                union_over_campuses(ctx, &campuses_of(payload)?, |store, c| {
+                    store.open_location_ids(c)
                 })
                 .await?
             }

@@ -11,7 +11,7 @@ use ft_store::{Column, CursorUpdate, IdsWhere, Table};
 
 use crate::blocking;
 use crate::error::{Result, SyncError};
-use crate::listing::{campuses_of, coalitions_of, scope_request};
+use crate::listing::{campuses_of, coalitions_of, scope_request, union_over_campuses};
 use crate::pipeline::{
     BoxFuture, CursorPlan, Fetched, ID_BATCH, Keyset, Model, PageCommit, PassCtx, PassCursor,
     PassEnd, Resume, fetch_ids, keyset,
@@ -295,16 +295,8 @@ pub(crate) async fn missing_users(ctx: &mut PassCtx<'_>, payload: &TaskPayload) 
 
 /// The stored users of these campuses (`primary_only`: by primary campus), sorted.
 async fn users_of(ctx: &PassCtx<'_>, campuses: &[i64], primary_only: bool) -> Result<Vec<i64>> {
-    let store = ctx.store.clone();
-    let campuses = campuses.to_vec();
-    blocking(move || {
-        let mut users = Vec::new();
-        for campus in campuses {
-            users.extend(store.campus_user_ids(campus, primary_only)?);
-        }
-        users.sort_unstable();
-        users.dedup();
-        Ok(users)
+    union_over_campuses(ctx, campuses, move |store, c| {
+        store.campus_user_ids(c, primary_only)
     })
     .await
 }
