@@ -167,3 +167,65 @@ async fn a_campus_added_later_is_read_whole_while_the_others_get_one_delta() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forced_full_sync_replaces_a_queued_delta_of_the_same_campus_set() {
+    for db in TestDb::all() {
+        let sim = common::sim(47, 3, 10).await;
+        let client = common::client_for(&sim, common::test_limits());
+        let engine = common::engine(&sim, client, db.store().clone());
+        let users = |mode| SyncRequest::new(What::Users, mode).campuses([1, 2, 3]);
+        engine
+            .sync(
+                users(Mode::Full),
+                progress::discard(),
+                std::future::pending(),
+            )
+            .await
+            .expect("first sync");
+        // A delta of the set is planned (by a cron run, say) but not run yet.
+        let planned = engine
+            .plan(&users(Mode::Delta))
+            .await
+            .expect("plan a delta");
+        assert!(planned.delta >= 1, "{planned:?}");
+
+        // `--force`: the whole set is read again, not deduplicated into the queued delta.
+        let forced = engine
+            .sync(
+                users(Mode::Full).force(true),
+                progress::discard(),
+                std::future::pending(),
+            )
+            .await
+            .expect("forced sync");
+        assert_eq!(forced.tasks_failed, 0, "{:?}", forced.errors);
+        let tasks = db
+            .store()
+            .tasks(&TaskFilter {
+                kind: Some("users".to_owned()),
+                ..TaskFilter::default()
+            })
+            .expect("tasks");
+        let seen: Vec<(&str, &str, &str)> = tasks
+            .iter()
+            .map(|t| {
+                (
+                    t.scope.as_str(),
+                    t.state.as_str(),
+                    t.payload["mode"].as_str().unwrap_or("?"),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("campuses:1-3", "done", "full"),
+                ("campuses:1-3", "error", "delta"),
+                ("campuses:1-3", "done", "full"),
+            ],
+            "the queued delta is cancelled and a full read of the set runs"
+        );
+        common::assert_part_one_matches(db.store(), &sim, Embedded::Ignore);
+    }
+}

@@ -364,6 +364,13 @@ impl Engine {
                 };
                 let scope = payload.scope();
                 let key = format!("{}:{scope}", listing.as_str());
+                // `--force` replaces a live task of the same campus set too (per-campus ones
+                // were cancelled with their cursors): otherwise the new task would be deduped
+                // against it and the forced re-read would not happen.
+                if req.force && payload.campus_set.is_some() {
+                    let (store, k) = (self.store.clone(), key.clone());
+                    blocking(move || store.cancel_live(&k, "replaced by a --force run")).await?;
+                }
                 let task = NewTask {
                     kind: listing.as_str().to_owned(),
                     scope,
