@@ -2,7 +2,7 @@
 //! with zero 429s, never more than the limits in any window, and keeps spending budget while
 //! there is some (utilisation is printed; run with `--no-capture` to see it).
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -18,8 +18,8 @@
 //! (hundreds of kills, for on-demand runs):
 //!
 //! ```sh
-//! cargo nextest run -p ft-e2e --test chaos --no-capture                       # ci, with the report
-//! FT42_CHAOS_PROFILE=long cargo test --release -p ft-e2e --test chaos -- --nocapture
+//! cargo nextest run -p ft-e2e chaos:: --no-capture                       # ci, with the report
+//! FT42_CHAOS_PROFILE=long cargo test --release -p ft-e2e --test it chaos:: -- --nocapture
 //! ```
 //!
 //! (`cargo test`, because nextest's slow-timeout would stop the long profile after 5 minutes.
@@ -30,7 +30,7 @@
 //! so a failing run can be replayed (kill timing is wall-clock, so a replay meets the same faults,
 //! drift and kill delays, not necessarily the same kill points).
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Stdio;

@@ -1,7 +1,7 @@
 //! kill -9 at random moments during a sync: every restart resumes where the last committed page
 //! left off; the final database equals the truth and the kills cost at most one page each.
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Stdio};
 use std::time::Duration;

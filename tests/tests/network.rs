@@ -2,7 +2,7 @@
 //! a sync costs grows with the rows, not with the number of campuses; filter lists stay within
 //! the real API's limit; watermarks stay per campus.
 
-mod common;
+use crate::common;
 
 use common::{Embedded, assert_table_matches};
 use ft_sim::{SimHandle, Traps};

@@ -3,7 +3,7 @@
 //! restores it, deletions included; the raw page archive replays into an empty database as the
 //! same tables, without a request.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

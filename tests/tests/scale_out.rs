@@ -8,7 +8,7 @@
 //! (listing, scope, endpoint, page) appears once, all of one listing's rows carry one task id,
 //! and the page numbers of each task run 1..=n without a gap.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -401,8 +401,8 @@ async fn without_the_ledger_four_workers_overspend_the_budget() {
 }
 
 /// Rows per compressed hour with one application and with two (four workers, shared ledger).
-/// A figure for the report, not a pass/fail check: `cargo test -p ft-e2e --test scale_out --
-/// --ignored --nocapture`.
+/// A figure for the report, not a pass/fail check: `cargo test -p ft-e2e --test it
+/// scale_out::bench -- --ignored --nocapture`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark: prints rows per compressed hour for one and two applications"]
 async fn bench_rows_per_hour_one_vs_two_applications() {

@@ -1,7 +1,7 @@
 //! The engine against the simulator, on SQLite and PostgreSQL: full sync equals the truth,
 //! deltas bring drift back, interruptions resume without loss, faults cost no rows.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

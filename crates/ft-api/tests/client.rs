@@ -1,6 +1,6 @@
 //! Behaviour of the client against wiremock: tokens, 401 replay, 429, retries, decoding, UA.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

@@ -1,6 +1,6 @@
 //! What the client logs: the secret-expiry warning, and never a secret or a token.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};

@@ -2,7 +2,7 @@
 //! PostgreSQL: round trips after a real sync, damaged files, wrong keys, non-empty targets,
 //! rotation, and secrets that must never show.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

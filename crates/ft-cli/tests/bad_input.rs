@@ -4,7 +4,7 @@
 //! documented exit code (docs/CLI.md), and must leave the mirror exactly as it was: no lost row,
 //! no half-written page, no moved cursor.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -1,7 +1,7 @@
 //! `ft42 cron install` against a fake `crontab` on PATH: twice gives one block, `remove` deletes
 //! only that block.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 

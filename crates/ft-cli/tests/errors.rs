@@ -1,7 +1,7 @@
 //! Each failure class gets its documented exit code and a one-line message that names the
 //! setting to fix, with no secret in it (issue 7, "Errors and exit codes").
 
-mod common;
+use crate::common;
 
 use common::{Sandbox, point_at, run, sim};
 

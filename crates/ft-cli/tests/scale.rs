@@ -1,7 +1,7 @@
 //! Several applications from `FT42_APPLICATIONS_FILE`, and SQLite's one-writer lock, through the
 //! binary.
 
-mod common;
+use crate::common;
 
 use common::{Sandbox, point_at, run, sim};
 use ft_store::{LockWait, Store};

@@ -5,7 +5,7 @@
 //! stderr, JSON log line, or any other file the commands wrote (the SQLite database included),
 //! and no file holding a token (a token cache) may exist.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};

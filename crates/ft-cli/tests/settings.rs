@@ -1,6 +1,6 @@
 //! Settings precedence through the real binary: flag > environment > config file > default.
 
-mod common;
+use crate::common;
 
 use common::Sandbox;
 

@@ -1,6 +1,6 @@
 //! `sync`, `worker`, `status`, `demo` and `daemon` against the simulator, through the binary.
 
-mod common;
+use crate::common;
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};

@@ -1,7 +1,7 @@
 //! The checks after a real sync of the simulator (simulator -> client -> engine -> store), on
 //! both backends: a clean sync has no errors, and spot checks see planted and upstream changes.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,6 +1,6 @@
 //! Each kind of problem planted in a store, on both backends, and seen in the report.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! Point 1 (dataset) and the truth invariant: deterministic from the seed, realistic shapes,
 //! and every listing serves the same JSON per row as the truth.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -1,7 +1,7 @@
 //! Point 8: change over time. Deltas by `updated_at`, new rows, deletions without tombstones,
 //! closed sessions, silent piscine level changes, background drift.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

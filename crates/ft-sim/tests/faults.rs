@@ -1,6 +1,6 @@
 //! Point 9: faults, deterministic from the seed.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
 //! Points 5, 6 and 7: pagination, the query language, and the endpoints with their filters.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 

@@ -1,7 +1,7 @@
 //! Points 2 and 3: OAuth token endpoint, token info, revocation, secret rotation, and the
 //! authentication answers of `/v2`.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

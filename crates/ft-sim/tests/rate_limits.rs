@@ -1,7 +1,7 @@
 //! Point 4 (rate limits) and point 10 (ledger, max_in_window): sliding windows per
 //! application, headers, 429 with and without Retry-After, compressed hour windows.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

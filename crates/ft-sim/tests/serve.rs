@@ -1,6 +1,6 @@
 //! The standalone server entry point used by the `ft-sim` binary and `ft42 sim serve`.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

@@ -1,7 +1,7 @@
 //! The curl scenario of the issue, as a test: a token, pages of `/v2/campus/1/users` with the
 //! right headers, and hammering past the limits producing 429s that the ledger records.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

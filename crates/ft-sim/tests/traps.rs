@@ -1,7 +1,7 @@
 //! The real API's traps (issue #16): each is off by default and does what the real API does
 //! when switched on; `with_real_api_traps` turns them all on.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

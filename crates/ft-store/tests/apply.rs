@@ -1,6 +1,6 @@
 //! apply_page is one transaction: everything or nothing.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

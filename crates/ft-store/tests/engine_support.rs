@@ -1,7 +1,7 @@
 //! Queue and read helpers used by the sync engine: atomic plans, releasing one's own leases,
 //! cancelling live tasks, the next due time, and the active piscine cursus_users.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

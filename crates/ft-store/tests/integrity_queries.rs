@@ -1,6 +1,6 @@
 //! Orphans, duplicates, all ids and samples, the queries behind ft-integrity.
 
-mod common;
+use crate::common;
 
 use common::{projects_user, ts, user};
 use ft_store::test_support::TestDb;

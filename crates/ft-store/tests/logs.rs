@@ -1,6 +1,6 @@
 //! Cursors, runs, integrity runs and the relation queue.
 
-mod common;
+use crate::common;
 
 use common::ts;
 use ft_store::CursorUpdate;

@@ -1,7 +1,5 @@
 //! Reads for operations: requests per clock hour for the status page's burn chart.
 
-mod common;
-
 use chrono::{NaiveDate, NaiveDateTime, TimeDelta};
 use ft_store::test_support::TestDb;
 use ft_store::{ApplyPage, FetchLogEntry, Rows};

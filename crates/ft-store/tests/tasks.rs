@@ -1,6 +1,6 @@
 //! The task queue: dedupe, claim order, leases, fencing and SKIP LOCKED.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Barrier};

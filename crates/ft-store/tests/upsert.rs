@@ -1,7 +1,7 @@
 //! Upsert rules on both backends: every column round-trips, older updated_at never wins,
 //! duplicates collapse to the last copy, and big batches are chunked under the bind limits.
 
-mod common;
+use crate::common;
 
 use common::*;
 use ft_store::test_support::TestDb;
