@@ -284,15 +284,31 @@ impl FtClient {
                 hour: base.hour,
                 margin: app.pacer.margin(),
             };
-            let wait = shared
-                .reserve(app.client_id.as_str(), limits)
-                .await
-                .map_err(|e| ApiError::SharedBudget { message: e.message })?;
-            if !wait.is_zero() {
-                tracing::trace!(?wait, "waiting for the shared request budget");
-                let _ = events.send(ClientEvent::RateWait { wait });
-                self.inner.clock.sleep(wait).await;
-                waited += wait;
+            loop {
+                let wait = shared
+                    .reserve(app.client_id.as_str(), limits)
+                    .await
+                    .map_err(|e| ApiError::SharedBudget { message: e.message })?;
+                let due = self.inner.clock.now() + wait;
+                if !wait.is_zero() {
+                    tracing::trace!(?wait, "waiting for the shared request budget");
+                    let _ = events.send(ClientEvent::RateWait { wait });
+                    self.inner.clock.sleep(wait).await;
+                    waited += wait;
+                }
+                // The ledger holds this request at `due`, and its windows allow for one margin
+                // of lateness. A process stopped past that (SIGSTOP, a VM or laptop paused, a
+                // starved runtime) would send into windows that the other processes have
+                // filled since: the old reservation is left to expire (a slot wasted, never
+                // one too many) and the request reserves again.
+                let late = self.inner.clock.now().saturating_duration_since(due);
+                if late <= limits.margin {
+                    break;
+                }
+                tracing::warn!(
+                    late_ms = u64::try_from(late.as_millis()).unwrap_or(u64::MAX),
+                    "a shared-budget reservation went stale (was this process paused?); reserving again"
+                );
             }
             ticket.sending();
         }

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use ft_api::models::User;
 use ft_api::{
-    ApiError, Application, ApplicationState, ClientEvent, ClientSecret, FtClient, FtClientBuilder,
-    Query, RateConfig, ReserveFuture, SharedBudget, SharedLimits,
+    ApiError, Application, ApplicationState, ClientEvent, ClientSecret, Clock, FtClient,
+    FtClientBuilder, Query, RateConfig, ReserveFuture, SharedBudget, SharedLimits, SystemClock,
 };
 use ft_sim::{Limits, Sim, SimHandle};
 
@@ -242,4 +242,65 @@ async fn a_429_is_passed_to_the_shared_budget_so_other_processes_pause_too() {
     let stats = client.stats();
     assert!(stats.responses_429 > 0, "the faults produced no 429");
     assert_eq!(shared.pauses.load(Ordering::SeqCst), stats.responses_429);
+}
+
+/// Asks every reservation to wait `RESERVED_WAIT` and counts them.
+#[derive(Debug, Default)]
+struct FixedWait {
+    calls: AtomicU64,
+}
+
+const RESERVED_WAIT: Duration = Duration::from_millis(37);
+
+impl SharedBudget for FixedWait {
+    fn reserve<'a>(&'a self, _app: &'a str, _limits: SharedLimits) -> ReserveFuture<'a> {
+        Box::pin(async move {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            Ok(RESERVED_WAIT)
+        })
+    }
+}
+
+/// The system clock, except that the first wait for a reservation oversleeps by `stall`: the
+/// process was stopped (SIGSTOP, a paused VM) between reserving its instant and sending.
+#[derive(Debug)]
+struct StallOnce {
+    stall: Duration,
+    armed: std::sync::atomic::AtomicBool,
+}
+
+impl Clock for StallOnce {
+    fn now(&self) -> tokio::time::Instant {
+        SystemClock.now()
+    }
+    fn utc(&self) -> chrono::DateTime<chrono::Utc> {
+        SystemClock.utc()
+    }
+    fn sleep(&self, d: Duration) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
+        let stalled = d == RESERVED_WAIT && self.armed.swap(false, Ordering::SeqCst);
+        SystemClock.sleep(if stalled { d + self.stall } else { d })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_stopped_past_its_reservation_reserves_again_before_sending() {
+    let sim = sim().await;
+    let shared = Arc::new(FixedWait::default());
+    let client = builder(&sim)
+        .clock(Arc::new(StallOnce {
+            // Well past the 20 ms margin the ledger's windows allow for.
+            stall: Duration::from_millis(400),
+            armed: true.into(),
+        }))
+        .shared_budget(Some(shared.clone() as Arc<dyn SharedBudget>))
+        .build()
+        .unwrap();
+    fetch(&client, 3).await.unwrap();
+    let stats = client.stats();
+    assert_eq!(stats.requests, 4, "3 pages and one token request");
+    assert_eq!(
+        shared.calls.load(Ordering::SeqCst),
+        stats.requests + 1,
+        "the stale reservation is not sent on: one more is made"
+    );
 }
