@@ -83,6 +83,9 @@ pub struct ApplicationStatus {
     pub requests: u64,
     /// Its budget in force and what its server headers last said.
     pub budget: BudgetSnapshot,
+    /// When its client secret stops working, as the token endpoint last said (`None` before
+    /// the first token, or when the server does not say).
+    pub secret_valid_until: Option<DateTime<Utc>>,
 }
 
 /// One application at run time.
@@ -147,6 +150,11 @@ impl App {
                 .unwrap_or(ApplicationState::Active),
             requests: self.requests.load(Ordering::Relaxed),
             budget: self.pacer.snapshot(),
+            secret_valid_until: *self
+                .token
+                .secret_valid_until
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
         }
     }
 }

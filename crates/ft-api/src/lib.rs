@@ -64,7 +64,7 @@ pub use secret::{AccessToken, ClientId, ClientSecret};
 pub use shared_budget::{
     HistoryFuture, ReserveFuture, SharedBudget, SharedBudgetError, SharedLimits,
 };
-pub use token::TokenStatus;
+pub use token::{SecretExpiry, TokenStatus};
 
 /// `Result` with this crate's error.
 pub type Result<T, E = ApiError> = std::result::Result<T, E>;

@@ -34,8 +34,65 @@ pub(crate) const MAX_UNUSABLE_TOKENS: u32 = 3;
 /// live token until it expires) is not tried again sooner than this.
 pub(crate) const SOFT_RETRY_INTERVAL: Duration = Duration::from_secs(60);
 
-/// A secret this close to the end of its validity triggers a warning on every token request.
-pub(crate) const SECRET_WARNING: TimeDelta = TimeDelta::days(7);
+/// How close a client secret is to the end of its validity (`secret_valid_until` in the token
+/// answer), in the steps an operator is warned at: 14 days, 7 days and 24 hours before. 42's
+/// secrets are valid for a limited time; the next one is created on profile.intra.42.fr and
+/// configured as the application's next secret before the current one expires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SecretExpiry {
+    /// Expires within 14 days.
+    #[serde(rename = "within_14_days")]
+    Within14Days,
+    /// Expires within 7 days.
+    #[serde(rename = "within_7_days")]
+    Within7Days,
+    /// Expires within 24 hours.
+    #[serde(rename = "within_24_hours")]
+    Within24Hours,
+    /// Expired: the token endpoint will refuse it.
+    Expired,
+}
+
+impl SecretExpiry {
+    /// The step a secret valid until `valid_until` is at, at `now`; `None` when it has more than
+    /// 14 days left.
+    pub fn at(valid_until: DateTime<Utc>, now: DateTime<Utc>) -> Option<SecretExpiry> {
+        let left = valid_until - now;
+        if left <= TimeDelta::zero() {
+            Some(SecretExpiry::Expired)
+        } else if left <= TimeDelta::hours(24) {
+            Some(SecretExpiry::Within24Hours)
+        } else if left <= TimeDelta::days(7) {
+            Some(SecretExpiry::Within7Days)
+        } else if left <= TimeDelta::days(14) {
+            Some(SecretExpiry::Within14Days)
+        } else {
+            None
+        }
+    }
+
+    /// Seven days or less: time to act, not only to plan.
+    pub fn is_urgent(self) -> bool {
+        self >= SecretExpiry::Within7Days
+    }
+
+    /// "expired 3 hours ago", "expires in 5 days", "expires in 20 hours": how long is left.
+    pub fn describe_left(valid_until: DateTime<Utc>, now: DateTime<Utc>) -> String {
+        let left = valid_until - now;
+        // Rounded to the nearest unit: a secret with 2 days 23 hours left "expires in 3 days".
+        let past = left < TimeDelta::zero();
+        let (n, unit) = match left.abs() {
+            d if d >= TimeDelta::days(2) => ((d.num_hours() + 12) / 24, "days"),
+            d => ((d.num_minutes() + 30) / 60, "hours"),
+        };
+        if past {
+            format!("expired {n} {unit} ago ({valid_until})")
+        } else {
+            format!("expires in {n} {unit} ({valid_until})")
+        }
+    }
+}
 
 /// What `ensure_token` reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,6 +197,8 @@ pub(crate) struct TokenCache {
     /// Held while a token request is in flight, so exactly one runs at a time; waiters re-check
     /// the cache after acquiring it.
     pub(crate) refresh: tokio::sync::Mutex<RefreshState>,
+    /// The last `secret_valid_until` the server reported (kept when the token is dropped).
+    pub(crate) secret_valid_until: Mutex<Option<DateTime<Utc>>>,
 }
 
 impl TokenCache {
@@ -283,6 +342,10 @@ impl FtClient {
                         .and_then(|s| DateTime::<Utc>::from_timestamp(s, 0));
                     if secret_valid_until.is_some() {
                         st.secret_valid_until = secret_valid_until;
+                        *app.token
+                            .secret_valid_until
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner()) = secret_valid_until;
                     }
                     let reused = previous.is_some_and(|p| p.token == token);
                     let now = inner.clock.utc();
@@ -326,12 +389,17 @@ impl FtClient {
                         continue;
                     }
                     if let Some(until) = secret_valid_until
-                        && until - now < SECRET_WARNING
+                        && let Some(step) = SecretExpiry::at(until, now)
                     {
-                        tracing::warn!(
-                            secret_valid_until = %until,
-                            "the client secret expires within 7 days; create the next secret on profile.intra.42.fr and configure it as the next secret"
-                        );
+                        let left = SecretExpiry::describe_left(until, now);
+                        // Info up to the last day: a token is fetched every two hours, and an
+                        // embedding program (ft42: `status`, the nightly sync) decides how often
+                        // to tell people; the last day warns on every fetch.
+                        if step >= SecretExpiry::Within24Hours {
+                            tracing::warn!(secret_valid_until = %until, step = ?step, "the client secret {left}; create the next secret on profile.intra.42.fr and configure it as the next secret");
+                        } else {
+                            tracing::info!(secret_valid_until = %until, step = ?step, "the client secret {left}; create the next secret on profile.intra.42.fr and configure it as the next secret");
+                        }
                     }
                     // Any fetch counts as a refresh attempt, so a token just handed back is not
                     // asked for again by the proactive path a moment later.
@@ -443,6 +511,29 @@ impl FtClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secret_expiry_steps_at_14_days_7_days_and_24_hours() {
+        let now = DateTime::<Utc>::from_timestamp(1_800_000_000, 0).unwrap();
+        let at = |d: TimeDelta| SecretExpiry::at(now + d, now);
+        assert_eq!(at(TimeDelta::days(30)), None);
+        assert_eq!(at(TimeDelta::days(14) + TimeDelta::seconds(1)), None);
+        assert_eq!(at(TimeDelta::days(14)), Some(SecretExpiry::Within14Days));
+        assert_eq!(at(TimeDelta::days(8)), Some(SecretExpiry::Within14Days));
+        assert_eq!(at(TimeDelta::days(7)), Some(SecretExpiry::Within7Days));
+        assert_eq!(at(TimeDelta::hours(25)), Some(SecretExpiry::Within7Days));
+        assert_eq!(at(TimeDelta::hours(24)), Some(SecretExpiry::Within24Hours));
+        assert_eq!(at(TimeDelta::seconds(1)), Some(SecretExpiry::Within24Hours));
+        assert_eq!(at(TimeDelta::zero()), Some(SecretExpiry::Expired));
+        assert_eq!(at(-TimeDelta::days(3)), Some(SecretExpiry::Expired));
+        assert!(!SecretExpiry::Within14Days.is_urgent());
+        assert!(SecretExpiry::Within7Days.is_urgent() && SecretExpiry::Expired.is_urgent());
+        let left = |d: TimeDelta| SecretExpiry::describe_left(now + d, now);
+        assert!(left(TimeDelta::days(5)).starts_with("expires in 5 days"));
+        assert!(left(TimeDelta::days(3) - TimeDelta::seconds(2)).starts_with("expires in 3 days"));
+        assert!(left(TimeDelta::hours(20)).starts_with("expires in 20 hours"));
+        assert!(left(-TimeDelta::hours(3)).starts_with("expired 3 hours ago"));
+    }
     use chrono::TimeZone;
 
     fn t(s: i64) -> DateTime<Utc> {

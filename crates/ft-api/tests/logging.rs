@@ -75,7 +75,10 @@ async fn a_secret_expiring_soon_is_warned_about_and_no_secret_is_ever_logged() {
         .unwrap();
 
     let log = capture.text();
-    assert!(log.contains("expires within 7 days"), "{log}");
+    assert!(
+        log.contains("INFO") && log.contains("the client secret expires in 3 days"),
+        "{log}"
+    );
     assert!(log.contains("schema drift"), "{log}");
     assert!(log.contains("retrying"), "{log}");
     assert!(

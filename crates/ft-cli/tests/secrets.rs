@@ -224,3 +224,84 @@ async fn no_secret_or_token_reaches_output_logs_or_files() {
         "no 5xx was injected"
     );
 }
+
+/// Issue #16: a secret near the end of its validity is announced at 14 days, 7 days and 24
+/// hours: `status` shows it from the last run, the nightly full sync warns once a day even
+/// under `-q` (a quiet delta does not), and `status --check` alerts (exit 6) from 7 days.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expiring_secret_is_announced_by_sync_and_status_and_alerts_from_seven_days() {
+    let sim = common::sim(8, 1).await;
+    let sb = Sandbox::new();
+    let day = std::time::Duration::from_secs(86_400);
+    let sync = |args: &[&str]| {
+        let mut cmd = sb.ft42();
+        common::point_at(&mut cmd, &sim);
+        cmd.args(args);
+        cmd
+    };
+    let stderr = |out: &assert_cmd::assert::Assert| {
+        String::from_utf8_lossy(&out.get_output().stderr).into_owned()
+    };
+
+    // A year left: nothing to say.
+    let out = common::run(sync(&["sync", "users", "--full"]))
+        .await
+        .success();
+    assert!(!stderr(&out).contains("secret"), "{}", stderr(&out));
+    let mut cmd = sb.ft42();
+    cmd.args(["status"]);
+    let out = common::run(cmd).await.success();
+    let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(
+        text.contains("secret: expires in ") && !text.contains("WARNING"),
+        "{text}"
+    );
+
+    // Ten days left: sync warns (not quiet); status shows it; --check does not alert yet.
+    sim.set_secret_left(day * 10);
+    let out = common::run(sync(&["sync", "users"])).await.success();
+    let err = stderr(&out);
+    assert!(
+        err.contains("warning: the client secret expires in 9 days")
+            || err.contains("warning: the client secret expires in 10 days"),
+        "{err}"
+    );
+    assert!(err.contains("FT42_CLIENT_SECRET_NEXT_FILE"), "{err}");
+    let mut cmd = sb.ft42();
+    cmd.args(["status", "--check", "--json"]);
+    let out = common::run(cmd).await.success();
+    let report: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(report["secret"]["expiry"], "within_14_days", "{report}");
+
+    // Five days left: a quiet delta says nothing, the quiet nightly full sync warns, and the
+    // alert job exits 6 naming the secret.
+    sim.set_secret_left(day * 5);
+    let out = common::run(sync(&["-q", "sync", "users", "--delta"]))
+        .await
+        .success();
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+    let out = common::run(sync(&["-q", "sync", "users", "--full"]))
+        .await
+        .success();
+    assert!(
+        stderr(&out).contains("expires in 4 days") || stderr(&out).contains("expires in 5 days")
+    );
+    let mut cmd = sb.ft42();
+    cmd.args(["-q", "status", "--check"]);
+    let out = common::run(cmd).await.code(6);
+    assert!(out.get_output().stdout.is_empty());
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("secret: the client secret expires in"),
+        "{err}"
+    );
+    assert!(!err.contains(&sim.credentials().client_secret), "{err}");
+
+    // Twelve hours left: counted in hours.
+    sim.set_secret_left(day / 2);
+    let out = common::run(sync(&["sync", "users"])).await.success();
+    assert!(
+        stderr(&out).contains("expires in 11 hours")
+            || stderr(&out).contains("expires in 12 hours")
+    );
+}

@@ -540,6 +540,14 @@ impl SimHandle {
         self.state().rotate_secret(1)
     }
 
+    /// Makes the default application's secret valid for `left` more, as 42 reports it in
+    /// `secret_valid_until`: a secret near the end of its life. Counted on the wall clock (which
+    /// a client compares it with), not the simulator's data clock.
+    pub fn set_secret_left(&self, left: std::time::Duration) {
+        let until = Utc::now().timestamp() + i64::try_from(left.as_secs()).unwrap_or(i64::MAX / 2);
+        self.state().apps[0].secret_valid_until = until;
+    }
+
     /// Replaces the fault settings.
     pub fn set_faults(&self, faults: Faults) {
         self.state().config.faults = faults;

@@ -112,6 +112,10 @@ pub struct RunSummary {
     pub waited: Duration,
     /// One line per failed task.
     pub errors: Vec<String>,
+    /// When the first client secret to expire stops working (the soonest over the client's
+    /// applications), as the token endpoint last said: `ft42 status` reads it from the run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_valid_until: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 mod duration_ms {
@@ -788,6 +792,12 @@ impl RunHandle {
                 .saturating_sub(self.before.responses_429),
             waited: after.wait_time.saturating_sub(self.before.wait_time),
             errors: tally.errors.clone(),
+            secret_valid_until: engine
+                .client
+                .applications()
+                .iter()
+                .filter_map(|a| a.secret_valid_until)
+                .min(),
         };
         let status = match (&error, summary.tasks_failed) {
             (Some(_), _) => "error",

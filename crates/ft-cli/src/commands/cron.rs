@@ -32,6 +32,7 @@ const PASSED_ENV: &[&str] = &[
     "FT42_API_URL",
     "FT42_CLIENT_ID",
     "FT42_CLIENT_SECRET_FILE",
+    "FT42_CLIENT_SECRET_NEXT_FILE",
     "FT42_DATABASE_URL",
     "FT42_RATE_PER_SECOND",
     "FT42_RATE_PER_HOUR",
@@ -279,6 +280,15 @@ pub(crate) fn context(global: &GlobalArgs, settings: &Settings) -> anyhow::Resul
         eprintln!(
             "warning: FT42_CLIENT_SECRET is only in your environment, which cron does not \
              see; write the secret to a file (chmod 600) and set FT42_CLIENT_SECRET_FILE"
+        );
+    }
+    if settings.next_secret_inline()
+        && std::env::var("FT42_CLIENT_SECRET_NEXT").is_ok_and(|v| !v.is_empty())
+    {
+        eprintln!(
+            "warning: FT42_CLIENT_SECRET_NEXT is only in your environment, which cron does not \
+             see; write the next secret to a file (chmod 600) and set \
+             FT42_CLIENT_SECRET_NEXT_FILE"
         );
     }
     let backup_on = settings

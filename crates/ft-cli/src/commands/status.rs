@@ -59,6 +59,16 @@ struct Backfill {
     estimated_hours: f64,
 }
 
+/// The client secret's validity, as the last run's token answer said.
+#[derive(Debug, Serialize)]
+struct SecretStatus {
+    valid_until: chrono::DateTime<Utc>,
+    /// 14 days or less left: `within_14_days`, `within_7_days`, `within_24_hours`, `expired`.
+    expiry: Option<ft_api::SecretExpiry>,
+    /// From run `run_id` (when the token endpoint last said).
+    run_id: i64,
+}
+
 #[derive(Debug, Serialize)]
 struct StatusReport {
     database: String,
@@ -73,6 +83,8 @@ struct StatusReport {
     backfill: Backfill,
     /// The queued work and how long it takes at the current rate.
     queue: ft_sync::Backlog,
+    /// `None` until a sync run recorded it (or when the server does not say).
+    secret: Option<SecretStatus>,
 }
 
 fn collect(store: &Store, settings: &Settings) -> anyhow::Result<StatusReport> {
@@ -127,6 +139,16 @@ fn collect(store: &Store, settings: &Settings) -> anyhow::Result<StatusReport> {
         .filter(|r| run_outcome(r) == "ok")
         .filter_map(|r| r.finished_at)
         .max();
+    // Runs are newest first: the most recent one that saw a token answer.
+    let secret = runs.iter().find_map(|r| {
+        let until = r.summary.as_ref()?.get("secret_valid_until")?;
+        let valid_until: chrono::DateTime<Utc> = serde_json::from_value(until.clone()).ok()?;
+        Some(SecretStatus {
+            valid_until,
+            expiry: ft_api::SecretExpiry::at(valid_until, Utc::now()),
+            run_id: r.id,
+        })
+    });
     let last_runs = runs
         .into_iter()
         .map(|r| RunInfo {
@@ -168,6 +190,7 @@ fn collect(store: &Store, settings: &Settings) -> anyhow::Result<StatusReport> {
             estimated_requests,
             estimated_hours: estimated_requests as f64 / f64::from(settings.rate.per_hour),
         },
+        secret,
     })
 }
 
@@ -203,8 +226,21 @@ pub(crate) async fn status(settings: &Settings, args: &StatusArgs) -> anyhow::Re
     if !args.check {
         return Ok(Exit::Ok);
     }
+    // A secret with 7 days or less left is a finding too: the alert job mails it in time.
+    let secret_alert = report.secret.as_ref().and_then(|sec| {
+        sec.expiry
+            .filter(|e| e.is_urgent())
+            .and_then(|_| super::sync::secret_warning(sec.valid_until, Utc::now()))
+    });
+    if let Some(line) = &secret_alert {
+        eprintln!("secret: {line}");
+    }
     if stale.is_empty() && !report.scopes.is_empty() {
-        return Ok(Exit::Ok);
+        return Ok(if secret_alert.is_some() {
+            Exit::IntegrityFindings
+        } else {
+            Exit::Ok
+        });
     }
     for scope in &stale {
         eprintln!(
@@ -286,6 +322,17 @@ fn print_human(r: &StatusReport) {
         r.backfill.relation_users_queued, r.backfill.estimated_requests, r.backfill.estimated_hours
     );
     println!("queue: {}", r.queue.describe());
+    match &r.secret {
+        None => println!("secret: validity unknown (no sync run has recorded it yet)"),
+        Some(sec) => {
+            let now = Utc::now();
+            let left = ft_api::SecretExpiry::describe_left(sec.valid_until, now);
+            match super::sync::secret_warning(sec.valid_until, now) {
+                Some(line) if sec.expiry.is_some() => println!("secret: WARNING: {line}"),
+                _ => println!("secret: {left}"),
+            }
+        }
+    }
 }
 
 /// One line of `ft42 runs`.

@@ -5,6 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use ft_api::SecretExpiry;
 use ft_sync::{Engine, EngineConfig, Mode, RunSummary, SyncRequest, What};
 
 use crate::cli::{SyncArgs, SyncOpts, SyncTarget, WorkerArgs};
@@ -101,7 +102,44 @@ pub(crate) async fn sync(settings: &Settings, args: &SyncArgs) -> anyhow::Result
         )
         .await;
     reporter.finish().await;
-    finish(result?, interrupted.load(Ordering::SeqCst), settings)
+    let summary = result?;
+    // Under `-q` (cron), the warning goes out with the nightly full sync only: one mail a day
+    // from 14 days before, not one per delta.
+    if !settings.quiet || args.opts.full {
+        warn_secret_expiry(&summary);
+    }
+    finish(summary, interrupted.load(Ordering::SeqCst), settings)
+}
+
+/// On stderr: the client secret is within 14 days of its end (see [`SecretExpiry`]).
+pub(crate) fn warn_secret_expiry(summary: &RunSummary) {
+    if let Some(line) = summary
+        .secret_valid_until
+        .and_then(|until| secret_warning(until, chrono::Utc::now()))
+    {
+        eprintln!("warning: {line}");
+    }
+}
+
+/// What to tell an operator about a secret valid until `until`, or `None` with more than 14
+/// days left.
+pub(crate) fn secret_warning(
+    until: chrono::DateTime<chrono::Utc>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<String> {
+    let step = SecretExpiry::at(until, now)?;
+    let left = SecretExpiry::describe_left(until, now);
+    Some(if step == SecretExpiry::Expired {
+        format!(
+            "the client secret {left}; create a new secret on profile.intra.42.fr and set it as \
+             the secret (FT42_CLIENT_SECRET_FILE)"
+        )
+    } else {
+        format!(
+            "the client secret {left}; create the next secret on profile.intra.42.fr and set \
+             FT42_CLIENT_SECRET_NEXT_FILE: ft42 switches to it when the current one is refused"
+        )
+    })
 }
 
 /// `ft42 worker [--once]`.

@@ -2,8 +2,8 @@
 //! secret expire, and what budget does the server give this application.
 
 use anyhow::Context;
-use chrono::{DateTime, TimeDelta, Utc};
-use ft_api::Query;
+use chrono::{DateTime, Utc};
+use ft_api::{Query, SecretExpiry};
 use serde::Serialize;
 
 use crate::cli::TokenCheckArgs;
@@ -11,9 +11,6 @@ use crate::config::Settings;
 use crate::exit::{Classified, Exit};
 
 use super::support::api_client;
-
-/// Secrets expiring sooner than this make `token check` fail, so cron mail warns in time.
-pub(crate) const SECRET_WARNING_DAYS: i64 = 7;
 
 /// What `token check --json` prints.
 #[derive(Debug, Serialize)]
@@ -73,16 +70,13 @@ pub(crate) async fn check(settings: &Settings, args: &TokenCheckArgs) -> anyhow:
         print_human(&report);
     }
     if let Some(until) = status.secret_valid_until
-        && until - now < TimeDelta::days(SECRET_WARNING_DAYS)
+        && let Some(line) = super::sync::secret_warning(until, now)
     {
-        return Err(Classified::error(
-            Exit::Auth,
-            format!(
-                "the client secret expires at {until} (in {} days); create a new secret on \
-                 profile.intra.42.fr and set it as FT42_CLIENT_SECRET_NEXT, then as the secret",
-                (until - now).num_days()
-            ),
-        ));
+        // Seven days or less: exit 3, so cron mail and monitoring act in time.
+        if SecretExpiry::at(until, now).is_some_and(SecretExpiry::is_urgent) {
+            return Err(Classified::error(Exit::Auth, line));
+        }
+        eprintln!("warning: {line}");
     }
     Ok(Exit::Ok)
 }

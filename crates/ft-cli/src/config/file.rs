@@ -17,6 +17,7 @@ pub(super) struct FileConfig {
     pub(super) client_secret: Option<String>,
     pub(super) client_secret_file: Option<PathBuf>,
     pub(super) client_secret_next: Option<String>,
+    pub(super) client_secret_next_file: Option<PathBuf>,
     pub(super) database_url: Option<String>,
     pub(super) rate_per_second: Option<u32>,
     pub(super) rate_per_hour: Option<u32>,

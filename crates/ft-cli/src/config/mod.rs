@@ -7,7 +7,7 @@
 //! secret (or an unreadable secret file) is reported by [`Settings::credentials`], when a command
 //! asks for them, with exit code 3.
 //!
-//! Secrets never come from flags, and are held in [`SecretString`] so that Debug output, logs and
+//! Secrets never come from flags, and are held in [`secrecy::SecretString`] so that Debug output, logs and
 //! errors cannot show them.
 //!
 //! The module is split by concept: [`error`] (where a value came from, what is wrong), `file`
@@ -28,7 +28,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ft_store::{DatabaseUrl, Freshness};
-use secrecy::SecretString;
 use url::Url;
 
 use crate::cli::GlobalArgs;
@@ -92,7 +91,7 @@ pub struct Settings {
     /// The application's UID (`FT42_CLIENT_ID`), if set.
     pub client_id: Option<String>,
     secret: Option<SecretSource>,
-    secret_next: Option<SecretString>,
+    secret_next: Option<SecretSource>,
     /// The database URL (`FT42_DATABASE_URL`): `sqlite://PATH`, a plain path, or `postgres://`.
     pub database_url: DatabaseUrl,
     /// Where [`Settings::database_url`] came from (to name it in errors).
@@ -197,11 +196,22 @@ impl Settings {
             .env("FT42_CLIENT_ID")
             .or_else(|| file_key("client_id", &l.file.client_id))
             .map(|raw| raw.value.trim().to_owned());
-        let secret = resolve_secret(l)?;
-        let secret_next = l
-            .env("FT42_CLIENT_SECRET_NEXT")
-            .or_else(|| file_key("client_secret_next", &l.file.client_secret_next))
-            .map(|raw| SecretString::from(raw.value.trim().to_owned()));
+        let secret = resolve_secret(
+            l,
+            &secrets::CURRENT,
+            (
+                l.file.client_secret.clone(),
+                l.file.client_secret_file.as_deref(),
+            ),
+        )?;
+        let secret_next = resolve_secret(
+            l,
+            &secrets::NEXT,
+            (
+                l.file.client_secret_next.clone(),
+                l.file.client_secret_next_file.as_deref(),
+            ),
+        )?;
 
         // Budget.
         let per_second = parse_positive(

@@ -43,7 +43,7 @@ pub(super) enum SecretSource {
 
 impl Settings {
     /// Reads the credentials: the client id, the secret (from the environment, the config file
-    /// or the secret file) and the optional next secret.
+    /// or the secret file) and the optional next secret (the same places).
     ///
     /// Errors are authentication-class (exit 3): a missing id or secret, or an unreadable or
     /// empty secret file.
@@ -58,10 +58,15 @@ impl Settings {
             .clone()
             .filter(|id| !id.is_empty())
             .ok_or(ConfigError::MissingClientId)?;
+        let client_secret_next = match &self.secret_next {
+            None => None,
+            Some(SecretSource::Inline(secret)) => Some(secret.clone()),
+            Some(SecretSource::File { path, origin }) => Some(read_secret_file(path, origin)?),
+        };
         Ok(Credentials {
             client_id,
             client_secret,
-            client_secret_next: self.secret_next.clone(),
+            client_secret_next,
         })
     }
 
@@ -75,10 +80,42 @@ impl Settings {
     pub fn secret_from_file(&self) -> bool {
         matches!(self.secret, Some(SecretSource::File { .. }))
     }
+
+    /// Whether a next secret is configured inline (not from a file).
+    pub fn next_secret_inline(&self) -> bool {
+        matches!(self.secret_next, Some(SecretSource::Inline(_)))
+    }
 }
+
+/// The four names one secret can be given under: inline or as a file, in the environment or
+/// in the config file.
+pub(super) struct SecretNames {
+    pub(super) env: &'static str,
+    pub(super) env_file: &'static str,
+    pub(super) key: &'static str,
+    pub(super) key_file: &'static str,
+}
+
+/// The current secret: `FT42_CLIENT_SECRET[_FILE]`, `client_secret[_file]`.
+pub(super) const CURRENT: SecretNames = SecretNames {
+    env: "FT42_CLIENT_SECRET",
+    env_file: "FT42_CLIENT_SECRET_FILE",
+    key: "client_secret",
+    key_file: "client_secret_file",
+};
+
+/// The next secret (rotation): `FT42_CLIENT_SECRET_NEXT[_FILE]`, `client_secret_next[_file]`.
+pub(super) const NEXT: SecretNames = SecretNames {
+    env: "FT42_CLIENT_SECRET_NEXT",
+    env_file: "FT42_CLIENT_SECRET_NEXT_FILE",
+    key: "client_secret_next",
+    key_file: "client_secret_next_file",
+};
 
 pub(super) fn resolve_secret<E: Fn(&str) -> Option<String>>(
     l: &Layers<E>,
+    names: &SecretNames,
+    (file_secret, file_file): (Option<String>, Option<&Path>),
 ) -> Result<Option<SecretSource>, ConfigError> {
     let inline = |raw: Raw| SecretSource::Inline(SecretString::from(raw.value.trim().to_owned()));
     let file = |raw: Raw| SecretSource::File {
@@ -86,8 +123,8 @@ pub(super) fn resolve_secret<E: Fn(&str) -> Option<String>>(
         origin: raw.origin,
     };
     // The environment layer wins over the file layer; within one layer both forms are an error.
-    let env_secret = l.env("FT42_CLIENT_SECRET");
-    let env_file = l.env("FT42_CLIENT_SECRET_FILE");
+    let env_secret = l.env(names.env);
+    let env_file = l.env(names.env_file);
     match (env_secret, env_file) {
         (Some(s), Some(f)) => {
             return Err(ConfigError::AmbiguousSecret {
@@ -99,11 +136,8 @@ pub(super) fn resolve_secret<E: Fn(&str) -> Option<String>>(
         (None, Some(f)) => return Ok(Some(file(f))),
         (None, None) => {}
     }
-    let file_secret = l.file("client_secret", l.file.client_secret.clone());
-    let file_file = l.file(
-        "client_secret_file",
-        l.file.client_secret_file.as_ref().map(|p| path_string(p)),
-    );
+    let file_secret = l.file(names.key, file_secret);
+    let file_file = l.file(names.key_file, file_file.map(path_string));
     match (file_secret, file_file) {
         (Some(s), Some(f)) => Err(ConfigError::AmbiguousSecret {
             secret: s.origin,

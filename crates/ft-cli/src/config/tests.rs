@@ -289,6 +289,77 @@ fn secret_from_env_and_from_file() {
 }
 
 #[test]
+fn the_next_secret_comes_from_a_file_in_the_environment_or_the_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("next"), "s-next-file\n").unwrap();
+    let next = dir.path().join("next");
+    let s = Settings::resolve(
+        &GlobalArgs::default(),
+        env(&[
+            ("FT42_CLIENT_ID", "u-1"),
+            ("FT42_CLIENT_SECRET", "s-1"),
+            ("FT42_CLIENT_SECRET_NEXT_FILE", next.to_str().unwrap()),
+        ]),
+    )
+    .unwrap();
+    assert!(!s.next_secret_inline());
+    let c = s.credentials().unwrap();
+    assert_eq!(c.client_secret_next.unwrap().expose_secret(), "s-next-file");
+
+    // In the config file, relative to it.
+    let cfg = write_config(
+        dir.path(),
+        "client_id = \"u-f\"\nclient_secret = \"s-f\"\nclient_secret_next_file = \"next\"\n",
+    );
+    let flags = GlobalArgs {
+        config: Some(cfg),
+        ..GlobalArgs::default()
+    };
+    let c = Settings::resolve(&flags, env(&[]))
+        .unwrap()
+        .credentials()
+        .unwrap();
+    assert_eq!(c.client_secret_next.unwrap().expose_secret(), "s-next-file");
+
+    // Both forms in one layer: an error naming both.
+    let err = Settings::resolve(
+        &GlobalArgs::default(),
+        env(&[
+            ("FT42_CLIENT_SECRET_NEXT", "s-n"),
+            ("FT42_CLIENT_SECRET_NEXT_FILE", next.to_str().unwrap()),
+        ]),
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(
+        err.contains("FT42_CLIENT_SECRET_NEXT") && err.contains("FT42_CLIENT_SECRET_NEXT_FILE"),
+        "{err}"
+    );
+    assert!(!err.contains("s-n\""), "{err}");
+
+    // An empty next-secret file is named when the credentials are read.
+    std::fs::write(dir.path().join("empty"), "\n").unwrap();
+    let empty = dir.path().join("empty");
+    let err = Settings::resolve(
+        &GlobalArgs::default(),
+        env(&[
+            ("FT42_CLIENT_ID", "u-1"),
+            ("FT42_CLIENT_SECRET", "s-1"),
+            ("FT42_CLIENT_SECRET_NEXT_FILE", empty.to_str().unwrap()),
+        ]),
+    )
+    .unwrap()
+    .credentials()
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("empty") && err.contains("FT42_CLIENT_SECRET_NEXT_FILE"),
+        "{err}"
+    );
+}
+
+#[test]
 fn env_secret_beats_config_file_secret_file() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("secret"), "s-file").unwrap();
