@@ -7,6 +7,7 @@ mod common;
 mod crash;
 mod network;
 mod pacer_restart;
+mod quarantine;
 mod relations;
 mod scale_out;
 mod sync_engine;

@@ -22,7 +22,7 @@ use tracing::Instrument;
 use crate::apps::{App, ApplicationStatus};
 use crate::clock::Clock;
 use crate::config::RetryConfig;
-use crate::decode::{DriftLog, decode_list, decode_one};
+use crate::decode::{DriftLog, decode_list, decode_list_lenient, decode_one};
 use crate::error::{ApiError, truncate};
 use crate::event::{BudgetSnapshot, ClientEvent, ClientStats, Counters};
 use crate::models::TokenInfo;
@@ -65,16 +65,43 @@ impl FtClient {
         FtClientBuilder::default()
     }
 
-    /// Fetches one page of a list endpoint. `page` and `per_page` default to 1 and 100.
+    /// Fetches one page of a list endpoint. `page` and `per_page` default to 1 and 100. An item
+    /// that does not decode fails the whole page ([`ApiError::Decode`] naming it).
     pub async fn get_page<T: DeserializeOwned>(
         &self,
         path: &str,
         query: &Query,
     ) -> Result<Page<T>, ApiError> {
+        self.fetch_page(path, query, false).await
+    }
+
+    /// Like [`FtClient::get_page`], but an item that does not decode is set aside in
+    /// [`Page::rejected`] (with its raw JSON, its id when it has one, and the error) and the
+    /// others are returned: one malformed row does not hold back the rest of its page. A body
+    /// that is not a JSON array still fails.
+    pub async fn get_page_lenient<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &Query,
+    ) -> Result<Page<T>, ApiError> {
+        self.fetch_page(path, query, true).await
+    }
+
+    async fn fetch_page<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &Query,
+        lenient: bool,
+    ) -> Result<Page<T>, ApiError> {
         let q = query.with_paging_defaults();
         let (resp, meta) = self.send(path, &q).await?;
-        let (items, raw) =
-            decode_list::<T>(path, &resp.body, &self.inner.drift, &self.inner.events)?;
+        let (items, raw, rejected) = if lenient {
+            decode_list_lenient::<T>(path, &resp.body, &self.inner.drift, &self.inner.events)?
+        } else {
+            let (items, raw) =
+                decode_list::<T>(path, &resp.body, &self.inner.drift, &self.inner.events)?;
+            (items, raw, Vec::new())
+        };
         let header_u64 =
             |name: &str| -> Option<u64> { header_str(&resp.headers, name)?.trim().parse().ok() };
         let page = header_u64("x-page")
@@ -95,6 +122,7 @@ impl FtClient {
             total: header_u64("x-total"),
             links,
             meta,
+            rejected,
         })
     }
 

@@ -9,6 +9,7 @@ use tokio::sync::broadcast;
 
 use crate::error::{ApiError, truncate};
 use crate::event::ClientEvent;
+use crate::page::RejectedItem;
 
 /// How many characters of an offending item a decode error quotes.
 const SNIPPET_CHARS: usize = 200;
@@ -167,6 +168,56 @@ pub(crate) fn decode_list<T: DeserializeOwned>(
     Ok((items, raw))
 }
 
+/// Decoded items, their raw JSON, and the items set aside.
+pub(crate) type Lenient<T> = (Vec<T>, Vec<Box<RawValue>>, Vec<RejectedItem>);
+
+/// Like [`decode_list`], but an item that does not decode is set aside with its error instead
+/// of failing the page (a body that is not a JSON array still fails). Returns the decoded
+/// items with their raw JSON, and the rejected ones.
+pub(crate) fn decode_list_lenient<T: DeserializeOwned>(
+    endpoint: &str,
+    body: &[u8],
+    drift: &DriftLog,
+    events: &broadcast::Sender<ClientEvent>,
+) -> Result<Lenient<T>, ApiError> {
+    let text = body_str(endpoint, body)?;
+    let all: Vec<Box<RawValue>> = serde_json::from_str(text).map_err(|e| ApiError::Decode {
+        endpoint: endpoint.to_string(),
+        path: ".".into(),
+        message: format!("expected a JSON array: {e}"),
+        snippet: truncate(text, SNIPPET_CHARS),
+    })?;
+    let (mut items, mut raw, mut rejected) = (Vec::new(), Vec::new(), Vec::new());
+    let mut unknown = Vec::new();
+    for (index, r) in all.into_iter().enumerate() {
+        match decode_value::<T>(endpoint, r.get(), &format!("[{index}]"), &mut unknown) {
+            Ok(item) => {
+                items.push(item);
+                raw.push(r);
+            }
+            Err(e) => {
+                #[derive(serde::Deserialize)]
+                struct IdOnly {
+                    id: i64,
+                }
+                let id = serde_json::from_str::<IdOnly>(r.get()).ok().map(|v| v.id);
+                let error = match &e {
+                    ApiError::Decode { path, message, .. } => format!("{path}: {message}"),
+                    other => other.to_string(),
+                };
+                rejected.push(RejectedItem {
+                    index,
+                    id,
+                    raw: r,
+                    error,
+                });
+            }
+        }
+    }
+    drift.report(endpoint, unknown, events);
+    Ok((items, raw, rejected))
+}
+
 /// Decodes a single-object body.
 pub(crate) fn decode_one<T: DeserializeOwned>(
     endpoint: &str,
@@ -198,6 +249,33 @@ mod tests {
         );
         assert_eq!(endpoint_pattern("/v2/users/jdoe"), "/v2/users/jdoe");
         assert_eq!(normalise_field("cursus_users.3.foo"), "cursus_users[].foo");
+    }
+
+    #[test]
+    fn lenient_decoding_sets_bad_items_aside_with_their_position_id_and_reason() {
+        let body =
+            br#"[{"id":1,"login":"a"},{"id":2,"login":42},{"login":"c"},{"id":4,"login":"d"}]"#;
+        let (items, raw, rejected) =
+            decode_list_lenient::<User>("/v2/users", body, &DriftLog::default(), &chan()).unwrap();
+        assert_eq!(items.iter().map(|u| u.id).collect::<Vec<_>>(), [1, 4]);
+        assert_eq!(raw.len(), 2);
+        let seen: Vec<(usize, Option<i64>)> = rejected.iter().map(|r| (r.index, r.id)).collect();
+        assert_eq!(seen, [(1, Some(2)), (2, None)]);
+        assert!(
+            rejected[0].error.starts_with("[1].login: invalid type"),
+            "{}",
+            rejected[0].error
+        );
+        assert_eq!(rejected[0].raw.get(), r#"{"id":2,"login":42}"#);
+        assert!(
+            rejected[1].error.contains("missing field `id`"),
+            "{}",
+            rejected[1].error
+        );
+        // A body that is not a list still fails.
+        assert!(
+            decode_list_lenient::<User>("/v2/users", b"{", &DriftLog::default(), &chan()).is_err()
+        );
     }
 
     #[test]

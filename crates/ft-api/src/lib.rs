@@ -55,7 +55,7 @@ pub use error::ApiError;
 pub use event::{BudgetSnapshot, ClientEvent, ClientStats};
 pub use models::TokenInfo;
 pub use pacer::{BucketParams, DEFAULT_JITTER_MARGIN};
-pub use page::{Links, Page, RequestMeta};
+pub use page::{Links, Page, RejectedItem, RequestMeta};
 pub use pager::{
     ID_MAX, IdWindows, Identified, KeysetPager, PageStep, PagingError, check_ascending,
 };

@@ -71,6 +71,20 @@ impl Links {
     }
 }
 
+/// An item of a page that could not be decoded into the model, kept as received (see
+/// [`crate::FtClient::get_page_lenient`]).
+#[derive(Debug, Clone)]
+pub struct RejectedItem {
+    /// Its position in the page.
+    pub index: usize,
+    /// Its `id`, when the raw JSON has an integer one.
+    pub id: Option<i64>,
+    /// The item's JSON exactly as received.
+    pub raw: Box<RawValue>,
+    /// What is wrong with it: the field's path and the decoder's message.
+    pub error: String,
+}
+
 /// One page of results.
 #[derive(Debug)]
 pub struct Page<T> {
@@ -89,13 +103,17 @@ pub struct Page<T> {
     pub links: Links,
     /// How the page was fetched.
     pub meta: RequestMeta,
+    /// Items that could not be decoded (always empty from [`crate::FtClient::get_page`], which
+    /// fails on the first one instead).
+    pub rejected: Vec<RejectedItem>,
 }
 
 impl<T> Page<T> {
-    /// Whether another page may follow: this page was full and, when known, the total says more
-    /// items exist.
+    /// Whether another page may follow: this page was full (rejected items count: the server
+    /// sent them) and, when known, the total says more items exist.
     pub fn has_more(&self) -> bool {
-        if self.items.is_empty() || (self.items.len() as u64) < u64::from(self.per_page) {
+        let sent = self.items.len() + self.rejected.len();
+        if sent == 0 || (sent as u64) < u64::from(self.per_page) {
             return false;
         }
         match self.total {
@@ -146,6 +164,7 @@ mod tests {
             total,
             links: Links::default(),
             meta: RequestMeta::default(),
+            rejected: Vec::new(),
         }
     }
 

@@ -468,10 +468,11 @@ async fn status_json(sb: &Sandbox) -> serde_json::Value {
     serde_json::from_slice(&out.get_output().stdout).expect("status JSON")
 }
 
-/// A row whose shape is wrong (a string id) cannot heal on a re-read: the task fails at once with
-/// exit 1 and a message naming the endpoint and the JSON path.
+/// A row whose shape is wrong (a string id) cannot heal on a re-read, and must not hold back
+/// the rest of its page or its task (issue #16): it is quarantined (a warning names the JSON
+/// path), the run finishes with exit 0, no mirror row changes, and `status` lists it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_item_of_the_wrong_shape_fails_the_task_with_exit_1_naming_the_path() {
+async fn an_item_of_the_wrong_shape_is_quarantined_and_the_run_goes_on() {
     let (_sim, sb, before) = synced_mirror().await;
     let server = broken_api(
         br#"[{"id":"forty-two","login":7}]"#.to_vec(),
@@ -479,11 +480,29 @@ async fn an_item_of_the_wrong_shape_fails_the_task_with_exit_1_naming_the_path()
     )
     .await;
     let (code, stderr) = sync_against(&sb, &server, Duration::from_secs(60)).await;
-    assert_eq!(code, 1, "{stderr}");
-    let line = one_error_line(stderr.as_bytes());
-    assert!(line.contains("/v2/"), "the endpoint is named: {line}");
-    assert!(line.contains("[0]"), "the JSON path is named: {line}");
-    assert_eq!(snapshot(&sb.file("ft42.db")), before);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.contains("WARN") && l.contains("quarantined") && l.contains("[0].id")),
+        "a warning names the row's JSON path: {stderr}"
+    );
+    assert_eq!(
+        snapshot(&sb.file("ft42.db")).rows,
+        before.rows,
+        "a mirror row changed"
+    );
+    let status = status_json(&sb).await;
+    assert!(
+        status["quarantined"].as_i64().unwrap_or(0) >= 1,
+        "{status}\n{stderr}"
+    );
+    assert!(
+        status["quarantine"][0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("[0].id")),
+        "{status}"
+    );
 }
 
 /// Bodies a re-read may heal (cut off in transit, an HTML error page, nothing at all, an object

@@ -87,6 +87,7 @@ pub fn check(store: &Store, options: &Options) -> Report {
         checks::freshness::NAME,
         checks::freshness::run(store, options, now),
     );
+    report.add(checks::quarantine::NAME, checks::quarantine::run(store));
     if options.maintenance.any() {
         report.add(
             checks::maintenance::NAME,

@@ -879,7 +879,9 @@ fn list<R: Record>(state: &State, request: &Request, table: &Table<R>, scope: &S
 }
 
 fn page_response(state: &State, request: &Request, query: &ListQuery, page: Page) -> Resp {
-    let body = Value::Array(page.items);
+    let mut items = page.items;
+    crate::traps::poison_items(state, request.url.path(), &mut items);
+    let body = Value::Array(items);
     let per_page = query.per_page;
     let last = page.total.div_ceil(per_page).max(1);
     let link_to = |number: usize| -> String {

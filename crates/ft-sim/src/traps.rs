@@ -48,6 +48,11 @@ pub struct Traps {
     /// (`Connection: close`). `Content-Length` matches the cut body: wiremock (hyper) cannot
     /// send fewer bytes than the header announces (see the crate docs).
     pub cut_body_rate: f64,
+    /// Users whose rows in user listings (`/v2/users`, `/v2/campus/:id/users`) carry a
+    /// `login` that is a number instead of a string: a row a client cannot decode, in an
+    /// otherwise good page (the real API has served such rows after data migrations). Their
+    /// detail route and every embedded copy stay well-formed.
+    pub poison_user_ids: Vec<i64>,
     /// Drift applied on top of every drift step ([`crate::SimHandle::drift`] and background
     /// drift). All zero by default.
     pub drift: TrapDrift,
@@ -130,6 +135,7 @@ impl Traps {
                 },
             ],
             cut_body_rate: 0.02,
+            poison_user_ids: Vec::new(),
             drift: TrapDrift {
                 anonymise_users: 1,
                 delete_coalitions_users: 1,
@@ -222,6 +228,21 @@ fn is_anonymised(store: &Store, id: i64) -> bool {
         .rows
         .get(&id)
         .is_some_and(|row| row.data.is_anonymised())
+}
+
+/// Spoils the rows of [`Traps::poison_user_ids`] in a user listing's page.
+pub(crate) fn poison_items(state: &State, path: &str, items: &mut [serde_json::Value]) {
+    let poisoned = &state.traps.config.poison_user_ids;
+    if poisoned.is_empty()
+        || !(route_matches("/v2/users", path) || route_matches("/v2/campus/*/users", path))
+    {
+        return;
+    }
+    for item in items {
+        if item["id"].as_i64().is_some_and(|id| poisoned.contains(&id)) {
+            item["login"] = serde_json::json!(4242);
+        }
+    }
 }
 
 /// Changes a list query the way a trap of its route does.

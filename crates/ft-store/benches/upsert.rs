@@ -200,6 +200,7 @@ fn run(
             also: Vec::new(),
             also_cursors: Vec::new(),
             drop_cursor: None,
+            quarantine: Vec::new(),
         };
         let (started, cpu_started) = (Instant::now(), cpu_seconds(server_db));
         let outcome = store.apply_page(page_data).expect("apply_page");

@@ -75,6 +75,9 @@ pub struct ApplyPage {
     /// A cursor (resource, scope) deleted with the page: a completed campus-set pass's own
     /// resume cursor, whose record now lives in its members' cursors.
     pub drop_cursor: Option<(String, String)>,
+    /// Rows of the page that could not be decoded or mapped, set aside in `quarantine`. Rows of
+    /// `rows` that were quarantined before leave it.
+    pub quarantine: Vec<crate::Quarantined>,
 }
 
 impl ApplyPage {
@@ -90,6 +93,7 @@ impl ApplyPage {
             also: Vec::new(),
             also_cursors: Vec::new(),
             drop_cursor: None,
+            quarantine: Vec::new(),
         }
     }
 }
@@ -243,7 +247,10 @@ impl Store {
             also,
             also_cursors,
             drop_cursor,
+            quarantine,
         } = page;
+        let table = rows.table();
+        let stored = rows.ids();
         let received = rows.len() + also.iter().map(Rows::len).sum::<usize>();
         with_tx!(self,
             pg: |conn| {
@@ -254,6 +261,7 @@ impl Store {
                 for extra in also {
                     count = count.plus(upsert_any!(conn, extra, pg)?);
                 }
+                crate::quarantine::quarantine_stmt!(conn, &quarantine, table, &stored, now)?;
                 apply_rest!(conn, count, received, cursor, also_cursors, drop_cursor, fetch_log, enqueue_users, mark_deleted, now)
             },
             sqlite: |conn| {
@@ -264,6 +272,7 @@ impl Store {
                 for extra in also {
                     count = count.plus(upsert_any!(conn, extra, sqlite)?);
                 }
+                crate::quarantine::quarantine_stmt!(conn, &quarantine, table, &stored, now)?;
                 apply_rest!(conn, count, received, cursor, also_cursors, drop_cursor, fetch_log, enqueue_users, mark_deleted, now)
             }
         )

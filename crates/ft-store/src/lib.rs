@@ -43,6 +43,7 @@ mod integrity_queries;
 mod lock;
 mod logs;
 mod ops;
+mod quarantine;
 mod rate_ledger;
 mod raw_json;
 mod reads;
@@ -64,6 +65,7 @@ pub use freshness::{DEFAULT_GRACE, DEFAULT_REFRESH, Freshness};
 pub use lock::{LockWait, WriterLock};
 pub use logs::{FetchLogRecord, IntegrityRun, RELATION_TAKE_LEASE, SyncRun};
 pub use ops::HourlyRequests;
+pub use quarantine::{Quarantined, QuarantinedRow};
 pub use rate_ledger::RateLedger;
 pub use reads::{Column, IdsWhere, StoredRow};
 pub use request_log::RequestLog;
@@ -94,6 +96,7 @@ pub const ALL_TABLE_NAMES: &[&str] = &[
     "relation_queue",
     "integrity_runs",
     "rate_reservations",
+    "quarantine",
 ];
 
 /// The current UTC time without a zone, as every timestamp column stores it. Truncated to

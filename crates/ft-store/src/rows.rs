@@ -128,6 +128,17 @@ macro_rules! mirror_tables {
                 }
             }
 
+            /// Appends `other`'s rows; `false` (and nothing appended) when it is another table's.
+            pub fn append(&mut self, other: Rows) -> bool {
+                match (self, other) {
+                    $((Rows::$variant(a), Rows::$variant(b)) => {
+                        a.extend(b);
+                        true
+                    })*
+                    _ => false,
+                }
+            }
+
             /// The ids of the rows, in order, duplicates included.
             pub fn ids(&self) -> Vec<i64> {
                 match self {

@@ -348,3 +348,16 @@ diesel::table! {
         report -> Text,
     }
 }
+
+diesel::table! {
+    quarantine (resource, item_key) {
+        resource -> Text,
+        item_key -> Text,
+        item_id -> Nullable<BigInt>,
+        reason -> Text,
+        raw -> Text,
+        first_seen -> Timestamp,
+        last_seen -> Timestamp,
+        times -> Integer,
+    }
+}

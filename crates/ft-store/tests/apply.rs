@@ -56,6 +56,7 @@ fn full_page(rows: Rows, fence: Option<Fence>) -> ApplyPage {
         also: Vec::new(),
         also_cursors: Vec::new(),
         drop_cursor: None,
+        quarantine: Vec::new(),
     }
 }
 

@@ -380,7 +380,7 @@ fn map_lines(table: Table, lines: &[String]) -> Result<Mapped> {
         Table::Locations => map_as::<m::Location>(lines, mapping::locations),
         Table::Blocs => map_as::<m::Bloc>(lines, mapping::blocs),
         Table::CoalitionsUsers => map_as::<m::CoalitionsUser>(lines, mapping::coalitions_users),
-        Table::Coalitions => Err(SyncError::Data {
+        Table::Coalitions => Err(SyncError::Invalid {
             what: "archive".to_owned(),
             detail: "coalitions are archived inside their blocs, not on their own".to_owned(),
         }),
@@ -394,11 +394,11 @@ fn map_as<M: DeserializeOwned>(
     let mut items = Vec::with_capacity(lines.len());
     let mut raw = Vec::with_capacity(lines.len());
     for (i, line) in lines.iter().enumerate() {
-        let value: Box<RawValue> = serde_json::from_str(line).map_err(|e| SyncError::Data {
+        let value: Box<RawValue> = serde_json::from_str(line).map_err(|e| SyncError::Invalid {
             what: format!("archive line {}", i + 1),
             detail: e.to_string(),
         })?;
-        let item: M = serde_json::from_str(value.get()).map_err(|e| SyncError::Data {
+        let item: M = serde_json::from_str(value.get()).map_err(|e| SyncError::Invalid {
             what: format!("archive line {}", i + 1),
             detail: e.to_string(),
         })?;
@@ -413,6 +413,7 @@ fn map_as<M: DeserializeOwned>(
         total: None,
         links: Default::default(),
         meta: Default::default(),
+        rejected: Vec::new(),
     };
     map(&page)
 }

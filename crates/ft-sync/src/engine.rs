@@ -378,7 +378,7 @@ impl Engine {
                 let task = NewTask {
                     kind: listing.as_str().to_owned(),
                     scope,
-                    payload: serde_json::to_value(&payload).map_err(|e| SyncError::Data {
+                    payload: serde_json::to_value(&payload).map_err(|e| SyncError::Invalid {
                         what: "task payload".to_owned(),
                         detail: e.to_string(),
                     })?,

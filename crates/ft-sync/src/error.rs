@@ -16,9 +16,20 @@ pub enum SyncError {
     /// A blocking database call panicked or was cancelled.
     #[error("database worker thread failed: {0}")]
     Join(String),
-    /// The API sent something the engine cannot store (a malformed row, an impossible cursor).
+    /// A page that is inconsistent as a whole (no `X-Total` where one is needed, a count that
+    /// disagrees with the rows): a re-read may heal it, so the task is retried. A single row
+    /// that cannot be stored is not an error: it is quarantined and its page commits.
     #[error("{what}: {detail}")]
     Data {
+        /// What the engine was doing.
+        what: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// Something no re-read can heal: a task payload or an archive line this version cannot
+    /// read, an endpoint that needs a campus the task lacks. The task ends in `error`.
+    #[error("{what}: {detail}")]
+    Invalid {
         /// What the engine was doing.
         what: String,
         /// What is wrong.

@@ -45,7 +45,7 @@ pub(crate) async fn run_pass(
 pub(crate) fn campuses_of(payload: &TaskPayload) -> Result<Vec<i64>> {
     let campuses = payload.campuses();
     if campuses.is_empty() {
-        return Err(SyncError::Data {
+        return Err(SyncError::Invalid {
             what: format!("task for {}", payload.listing.as_str()),
             detail: "campus-scoped task has no campus id".to_owned(),
         });

@@ -29,6 +29,21 @@ pub(crate) struct Mapped {
 }
 
 impl Mapped {
+    /// Adds another mapping of the same table (one item mapped on its own).
+    pub(crate) fn append(&mut self, other: Mapped) {
+        let appended = self.rows.append(other.rows);
+        debug_assert!(appended, "mappings of one model share a table");
+        self.user_ids.extend(other.user_ids);
+        for extra in other.also {
+            match self.also.iter_mut().find(|a| a.table() == extra.table()) {
+                Some(a) => {
+                    a.append(extra);
+                }
+                None => self.also.push(extra),
+            }
+        }
+    }
+
     fn new(rows: Rows) -> Mapped {
         Mapped {
             rows,

@@ -21,7 +21,9 @@ use ft_api::endpoints::ListEndpoint;
 use ft_api::{
     FtClient, IdWindows, Identified, KeysetPager, Page, PageStep, PagingError, Query, RequestMeta,
 };
-use ft_store::{ApplyPage, CursorUpdate, Fence, FetchLogEntry, Lane, Rows, Store, Table};
+use ft_store::{
+    ApplyPage, CursorUpdate, Fence, FetchLogEntry, Lane, Quarantined, Rows, Store, Table,
+};
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 use tokio::sync::watch;
@@ -47,23 +49,66 @@ pub(crate) struct Fetched {
     pub(crate) mapped: Mapped,
     /// The raw JSON of the rows kept, for the archive.
     pub(crate) raw: Vec<Box<RawValue>>,
-    /// The id of every item the API returned, in its order (before any local filter).
+    /// The id of every item the API returned, in its order (before any local filter), the
+    /// quarantined ones included when they have an id.
     pub(crate) ids: Vec<i64>,
+    /// Items the API sent, stored or quarantined (`ids` misses a quarantined one without id).
+    pub(crate) sent: usize,
     /// `X-Total`.
     pub(crate) total: Option<u64>,
     /// The effective page size.
     pub(crate) per_page: u32,
     pub(crate) meta: RequestMeta,
+    /// Items that could not be decoded or mapped: set aside, committed with the page.
+    pub(crate) quarantine: Vec<Quarantined>,
 }
 
 impl Fetched {
-    /// Maps a decoded page, keeping the items `keep` accepts (all ids are kept in `ids`).
+    /// Maps a decoded page, keeping the items `keep` accepts (all ids are kept in `ids`). An
+    /// item the client could not decode, or that does not map on its own, is quarantined and
+    /// the rest of the page goes on.
     pub(crate) fn map<M: Identified>(
         page: Page<M>,
         map: fn(&Page<M>) -> Result<Mapped>,
         keep: impl Fn(&M) -> bool,
     ) -> Result<Fetched> {
-        let ids: Vec<i64> = page.items.iter().map(Identified::id).collect();
+        let table = map(&Page {
+            items: Vec::new(),
+            raw: Vec::new(),
+            page: page.page,
+            per_page: page.per_page,
+            total: page.total,
+            links: page.links.clone(),
+            meta: page.meta.clone(),
+            rejected: Vec::new(),
+        })?
+        .rows
+        .table();
+        let mut quarantine: Vec<Quarantined> = page
+            .rejected
+            .iter()
+            .map(|r| Quarantined {
+                resource: table.as_str().to_owned(),
+                item_id: r.id,
+                reason: r.error.clone(),
+                raw: r.raw.get().to_owned(),
+            })
+            .collect();
+        // Every id the server sent, in its order: decoded items fill the gaps between the
+        // rejected ones' positions.
+        let sent = page.items.len() + page.rejected.len();
+        let mut ids = Vec::with_capacity(sent);
+        let mut decoded = page.items.iter().map(Identified::id);
+        let mut rejected = page.rejected.iter().peekable();
+        for position in 0..sent {
+            match rejected.peek() {
+                Some(r) if r.index == position => {
+                    ids.extend(r.id);
+                    rejected.next();
+                }
+                _ => ids.extend(decoded.next()),
+            }
+        }
         let page = if page.items.iter().all(&keep) {
             page
         } else {
@@ -75,14 +120,78 @@ impl Fetched {
                 .unzip();
             Page { items, raw, ..page }
         };
-        let mapped = map(&page)?;
+        let (total, per_page, meta) = (page.total, page.per_page, page.meta.clone());
+        let (mapped, raw) = match map(&page) {
+            Ok(mapped) => (mapped, page.raw),
+            // Some item does not map: map them one by one, quarantine the ones that fail.
+            Err(SyncError::Data { .. }) => {
+                let Page {
+                    items,
+                    raw: raws,
+                    page: page_no,
+                    per_page,
+                    total,
+                    links,
+                    meta,
+                    ..
+                } = page;
+                let mut all = map(&Page {
+                    items: Vec::new(),
+                    raw: Vec::new(),
+                    page: page_no,
+                    per_page,
+                    total,
+                    links: links.clone(),
+                    meta: meta.clone(),
+                    rejected: Vec::new(),
+                })?;
+                let mut kept_raw = Vec::new();
+                for (item, raw) in items.into_iter().zip(raws) {
+                    let id = item.id();
+                    let one = Page {
+                        items: vec![item],
+                        raw: vec![raw],
+                        page: page_no,
+                        per_page,
+                        total,
+                        links: links.clone(),
+                        meta: meta.clone(),
+                        rejected: Vec::new(),
+                    };
+                    match map(&one) {
+                        Ok(mapped) => {
+                            all.append(mapped);
+                            kept_raw.extend(one.raw);
+                        }
+                        Err(e) => quarantine.push(Quarantined {
+                            resource: table.as_str().to_owned(),
+                            item_id: Some(id),
+                            reason: e.to_string(),
+                            raw: one.raw[0].get().to_owned(),
+                        }),
+                    }
+                }
+                (all, kept_raw)
+            }
+            Err(e) => return Err(e),
+        };
+        for q in &quarantine {
+            tracing::warn!(
+                table = table.as_str(),
+                id = q.item_id,
+                reason = %q.reason,
+                "a row the API sent cannot be stored; it is quarantined (see `ft42 status`) and the rest of its page is committed"
+            );
+        }
         Ok(Fetched {
             mapped,
-            raw: page.raw,
+            raw,
             ids,
-            total: page.total,
-            per_page: page.per_page,
-            meta: page.meta,
+            sent,
+            total,
+            per_page,
+            meta,
+            quarantine,
         })
     }
 }
@@ -168,10 +277,12 @@ where
     }
 
     fn path_for(&self, campus: Option<i64>) -> Result<String> {
-        self.endpoint.path_for(campus).map_err(|e| SyncError::Data {
-            what: "task".to_owned(),
-            detail: e.to_string(),
-        })
+        self.endpoint
+            .path_for(campus)
+            .map_err(|e| SyncError::Invalid {
+                what: "task".to_owned(),
+                detail: e.to_string(),
+            })
     }
 
     fn filter(&self, query: Query, name: &str, values: &[i64]) -> Query {
@@ -189,7 +300,7 @@ where
         query: &'a Query,
     ) -> BoxFuture<'a, Result<Fetched>> {
         Box::pin(async move {
-            let page = client.get_page::<M>(path, query).await?;
+            let page = client.get_page_lenient::<M>(path, query).await?;
             Fetched::map(page, self.map, |_| true)
         })
     }
@@ -275,8 +386,9 @@ impl PassCtx<'_> {
         let Fetched {
             mapped,
             raw,
-            ids,
+            sent,
             meta,
+            quarantine,
             ..
         } = fetched;
         let fetch_log = FetchLogEntry {
@@ -285,7 +397,7 @@ impl PassCtx<'_> {
             scope: self.scope.clone(),
             page: Some(page_no),
             status: i32::from(meta.status),
-            items: ids.len() as i64,
+            items: sent as i64,
             retries: meta.retries as i32,
             wait_ms: meta.waited.as_millis() as i64,
             token_refreshed: meta.token_refreshed,
@@ -318,6 +430,7 @@ impl PassCtx<'_> {
             also,
             also_cursors,
             drop_cursor,
+            quarantine: if keep_rows { quarantine } else { Vec::new() },
         };
         if let Some(archive) = self.archive.cloned() {
             let (scope, task_id) = (self.scope.clone(), self.fence.task_id);
@@ -436,7 +549,7 @@ impl PassCtx<'_> {
                 Err(_) => return Ok(None),
             },
         };
-        if let Some(remaining) = fetched.total.filter(|&t| t > 0 && fetched.ids.is_empty()) {
+        if let Some(remaining) = fetched.total.filter(|&t| t > 0 && fetched.sent == 0) {
             return Err(SyncError::Paging {
                 endpoint: path.to_owned(),
                 source: PagingError::EmptyPage { remaining },
@@ -681,7 +794,18 @@ pub(crate) async fn keyset(ctx: &mut PassCtx<'_>, walk: Keyset<'_>) -> Result<Pa
         let Some(fetched) = ctx.fetch(model, &path, &walker.query()).await? else {
             return Ok(PassEnd::Interrupted);
         };
-        let step = match walker.advance(&fetched.ids, fetched.total, fetched.per_page) {
+        // Quarantined items without an id cannot move the cursor, but they were sent: they
+        // count towards `X-Total` and the page's fullness, so the pager is told of the rows it
+        // can see against what remains of the others.
+        let unidentified = fetched.sent.saturating_sub(fetched.ids.len());
+        let (total, per_page) = (
+            fetched.total.map(|t| t.saturating_sub(unidentified as u64)),
+            fetched
+                .per_page
+                .saturating_sub(u32::try_from(unidentified).unwrap_or(u32::MAX))
+                .max(1),
+        );
+        let step = match walker.advance(&fetched.ids, total, per_page) {
             Ok(step) => step,
             Err(source @ (PagingError::NotAscending { .. } | PagingError::BelowCursor { .. }))
                 if matches!(walker, Walker::Keyset(_)) =>

@@ -94,7 +94,9 @@ impl Model for AchievementsOf<'_> {
         query: &'a Query,
     ) -> BoxFuture<'a, Result<Fetched>> {
         Box::pin(async move {
-            let page = client.get_page::<AchievementsUser>(path, query).await?;
+            let page = client
+                .get_page_lenient::<AchievementsUser>(path, query)
+                .await?;
             Fetched::map(page, ACHIEVEMENTS_USERS.map, |a| {
                 a.user_id.is_some_and(|u| self.users.contains(&u))
             })

@@ -309,6 +309,7 @@ fn classify(e: &SyncError) -> Class {
         // be a passing glitch; a server that ignores sort keeps failing and the task ends.
         SyncError::Paging { .. } => Class::Retry,
         SyncError::LeaseLost { .. }
+        | SyncError::Invalid { .. }
         | SyncError::TasksFailed { .. }
         | SyncError::UnknownCampuses { .. } => Class::Permanent,
     }

@@ -85,7 +85,14 @@ struct StatusReport {
     queue: ft_sync::Backlog,
     /// `None` until a sync run recorded it (or when the server does not say).
     secret: Option<SecretStatus>,
+    /// Rows the API sent that could not be stored, set aside with the reason.
+    quarantined: i64,
+    /// The latest of them (at most `QUARANTINE_SHOWN`).
+    quarantine: Vec<ft_store::QuarantinedRow>,
 }
+
+/// Quarantined rows listed by `status`.
+const QUARANTINE_SHOWN: i64 = 10;
 
 fn collect(store: &Store, settings: &Settings) -> anyhow::Result<StatusReport> {
     store.schema_check()?;
@@ -191,6 +198,8 @@ fn collect(store: &Store, settings: &Settings) -> anyhow::Result<StatusReport> {
             estimated_hours: estimated_requests as f64 / f64::from(settings.rate.per_hour),
         },
         secret,
+        quarantined: store.quarantine_count()?,
+        quarantine: store.quarantined(QUARANTINE_SHOWN)?,
     })
 }
 
@@ -322,6 +331,22 @@ fn print_human(r: &StatusReport) {
         r.backfill.relation_users_queued, r.backfill.estimated_requests, r.backfill.estimated_hours
     );
     println!("queue: {}", r.queue.describe());
+    if r.quarantined > 0 {
+        println!(
+            "quarantine: {} row(s) the API sent cannot be stored (missing from the mirror until \
+             the API sends them in a form that stores):",
+            r.quarantined
+        );
+        for q in &r.quarantine {
+            let id = q
+                .item_id
+                .map_or_else(|| q.item_key.clone(), |id| format!("id {id}"));
+            println!(
+                "  {} {id}: {} (seen {} time(s), last {} UTC)",
+                q.resource, q.reason, q.times, q.last_seen
+            );
+        }
+    }
     match &r.secret {
         None => println!("secret: validity unknown (no sync run has recorded it yet)"),
         Some(sec) => {

@@ -5,5 +5,6 @@ pub(crate) mod counts;
 pub(crate) mod foreign_keys;
 pub(crate) mod freshness;
 pub(crate) mod maintenance;
+pub(crate) mod quarantine;
 pub(crate) mod spot_check;
 pub(crate) mod uniqueness;

@@ -98,6 +98,7 @@ impl Model for Scripted {
                     status: 200,
                     ..RequestMeta::default()
                 },
+                rejected: Vec::new(),
             };
             Fetched::map(page, crate::mapping::locations, |_| true)
         })

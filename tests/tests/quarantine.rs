@@ -1,0 +1,102 @@
+//! No poison pages (issue #16): a row the API sends that cannot be decoded is quarantined with
+//! its raw JSON and the reason, the rest of its page commits, the task finishes instead of
+//! retrying forever, integrity reports it, and a later page that brings the row in a form that
+//! stores releases it.
+
+use crate::common;
+
+use common::Embedded;
+use ft_sim::Traps;
+use ft_store::test_support::TestDb;
+use ft_store::{Table, TaskFilter, TaskState};
+use ft_sync::{Mode, SyncRequest, What, progress};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undecodable_row_is_quarantined_and_its_page_commits_without_it() {
+    for db in TestDb::all() {
+        let sim = common::sim(61, 1, 30).await;
+        let truth = sim.truth();
+        let users = truth.ids("users");
+        // One user in the middle of the first page: the rows around it must still be stored.
+        let poisoned = users[users.len() / 2];
+        sim.set_traps(Traps {
+            poison_user_ids: vec![poisoned],
+            ..Traps::default()
+        });
+        let client = common::client_for(&sim, common::test_limits());
+        let engine = common::engine(&sim, client, db.store().clone());
+        let run = |mode| {
+            engine.sync(
+                SyncRequest::new(What::Users, mode),
+                progress::discard(),
+                std::future::pending(),
+            )
+        };
+        let summary = run(Mode::Full).await.expect("sync");
+        assert_eq!(summary.tasks_failed, 0, "{:?}", summary.errors);
+        assert_eq!(summary.tasks_pending, 0, "nothing left to retry");
+        let users_tasks = db
+            .store()
+            .tasks(&TaskFilter {
+                kind: Some("users".to_owned()),
+                ..TaskFilter::default()
+            })
+            .expect("tasks");
+        assert!(
+            users_tasks
+                .iter()
+                .all(|t| t.state == TaskState::Done && t.attempts == 0),
+            "the users task finished on its first attempt: {users_tasks:?}"
+        );
+
+        let quarantined = db.store().quarantined(10).expect("quarantine");
+        assert_eq!(quarantined.len(), 1, "{quarantined:?}");
+        let q = &quarantined[0];
+        assert_eq!(
+            (q.resource.as_str(), q.item_id, q.times),
+            ("users", Some(poisoned), 1)
+        );
+        assert!(q.reason.contains("login"), "{}", q.reason);
+        let raw: serde_json::Value = serde_json::from_str(&q.raw).expect("raw JSON kept");
+        assert_eq!(raw["id"], poisoned);
+        assert_eq!(raw["login"], 4242, "kept exactly as received");
+
+        // Every other user of the page is stored.
+        let stored: Vec<i64> = db
+            .store()
+            .raw_rows(Table::Users)
+            .expect("users")
+            .iter()
+            .map(|r| r.id)
+            .collect();
+        let others: Vec<i64> = users.iter().copied().filter(|&u| u != poisoned).collect();
+        assert!(
+            others.iter().all(|u| stored.contains(u)),
+            "missing users besides the poisoned one"
+        );
+
+        // Integrity names it.
+        let report = ft_integrity::check(db.store(), &ft_integrity::Options::default());
+        let finding = report
+            .findings
+            .iter()
+            .find(|f| f.check == "quarantine")
+            .expect("a quarantine finding");
+        assert_eq!(finding.table.as_deref(), Some("users"));
+        assert_eq!(finding.ids, vec![poisoned]);
+
+        // Seen again: counted, still one row.
+        run(Mode::Full).await.expect("second sync");
+        let quarantined = db.store().quarantined(10).expect("quarantine");
+        assert_eq!(quarantined.len(), 1);
+        assert_eq!(quarantined[0].times, 2);
+
+        // The API mends the row: the next read stores it and releases it.
+        sim.set_traps(Traps::default());
+        run(Mode::Full).await.expect("third sync");
+        assert_eq!(db.store().quarantine_count().expect("count"), 0);
+        common::assert_part_one_matches(db.store(), &sim, Embedded::Ignore);
+        let report = ft_integrity::check(db.store(), &ft_integrity::Options::default());
+        assert!(!report.findings.iter().any(|f| f.check == "quarantine"));
+    }
+}
