@@ -1,6 +1,7 @@
 //! The integration tests of `ft-e2e`, linked into one test binary: one link
 //! instead of one per file keeps a clean build small and quick (see ARCHITECTURE.md).
 
+mod anonymised;
 mod budget;
 mod chaos;
 mod common;

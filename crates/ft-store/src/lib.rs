@@ -36,6 +36,7 @@
 mod apply;
 mod backup;
 mod cursors;
+mod embedded;
 mod engine_support;
 mod error;
 mod freshness;
@@ -60,6 +61,7 @@ mod url;
 pub use apply::{ApplyOutcome, ApplyPage, Fence, FetchLogEntry};
 pub use backup::{MIGRATIONS_TABLE, latest_schema_version};
 pub use cursors::{Cursor, CursorUpdate};
+pub use embedded::EMBEDDING_USER;
 pub use error::StoreError;
 pub use freshness::{DEFAULT_GRACE, DEFAULT_REFRESH, Freshness};
 pub use lock::{LockWait, WriterLock};

@@ -37,6 +37,9 @@ use crate::{CURSOR_FORMAT, blocking};
 /// How long an in-flight request may still finish after shutdown was asked for.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
+/// The login prefix of an anonymised user (`3b3-<id>`).
+const ANONYMISED_LOGIN_PREFIX: &str = "3b3-";
+
 /// Ids asked for in one `filter[id]` request.
 pub(crate) const ID_BATCH: usize = 100;
 
@@ -417,6 +420,16 @@ impl PassCtx<'_> {
                 .collect(),
             None => Vec::new(),
         };
+        // Anonymised users (`3b3-<id>`): their copies inside other rows are not sent again by
+        // the API (those rows keep their updated_at), so they are scrubbed here, after the page.
+        let anonymised: Vec<i64> = match &rows {
+            Rows::Users(users) => users
+                .iter()
+                .filter(|u| u.login.starts_with(ANONYMISED_LOGIN_PREFIX))
+                .map(|u| u.id)
+                .collect(),
+            _ => Vec::new(),
+        };
         let kept = raw.len() as u64;
         let mark_deleted = (!deleted.is_empty()).then_some((table, deleted));
         let (cursor, also_cursors, drop_cursor) = self.spread_completion(cursor);
@@ -448,6 +461,17 @@ impl PassCtx<'_> {
         blocking(move || store.apply_page(apply))
             .await
             .map_err(|e| lease_or(e, self.fence))?;
+        if !anonymised.is_empty() {
+            // Idempotent: a crash before it is made up for by the next read of these users.
+            let store = self.store.clone();
+            let scrubbed = blocking(move || store.refresh_embedded_users(&anonymised)).await?;
+            if scrubbed > 0 {
+                tracing::info!(
+                    rows = scrubbed,
+                    "copies of anonymised users inside other rows scrubbed"
+                );
+            }
+        }
         self.stats.pages += 1;
         self.stats.rows += kept;
         let (rows, total) = progress.unwrap_or((self.stats.rows, None));
