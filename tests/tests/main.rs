@@ -9,6 +9,7 @@ mod crash;
 mod network;
 mod pacer_restart;
 mod quarantine;
+mod real_api;
 mod relations;
 mod scale_out;
 mod sync_engine;

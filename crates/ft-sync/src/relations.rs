@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 
 use ft_api::models::AchievementsUser;
-use ft_api::{FtClient, ID_MAX, Query, check_ascending};
+use ft_api::{FtClient, ID_MAX, PagingError, Query, check_ascending};
 use ft_store::{Column, CursorUpdate, IdsWhere, Table};
 
 use crate::blocking;
@@ -430,10 +430,16 @@ async fn check_scope(
                     .to_owned(),
             });
         };
-        check_ascending(&fetched.ids, Some(lo - 1)).map_err(|source| SyncError::Paging {
-            endpoint: path.clone(),
-            source,
-        })?;
+        // `range[id]` must hold; `sort` may be ignored (the apidoc lists none for
+        // projects_users): then a partial page proves nothing about which ids of the range it
+        // covers, and the range is split until each part fits in one page.
+        if let Some(&id) = fetched.ids.iter().find(|&&id| id < lo || id > hi) {
+            return Err(SyncError::Paging {
+                endpoint: path.clone(),
+                source: PagingError::OutsideWindow { lo, hi, id },
+            });
+        }
+        let sorted = check_ascending(&fetched.ids, Some(lo - 1)).is_ok();
         let page_ids: HashSet<i64> = fetched.ids.iter().copied().collect();
         // A row the API just served: the canary that confirms an all-missing candidate batch.
         alive = alive.or(fetched.ids.last().copied());
@@ -443,8 +449,10 @@ async fn check_scope(
         // The rows of this page are fresh data whatever the outcome: keep them.
         let covered_to = if complete {
             hi
-        } else {
+        } else if sorted {
             fetched.ids.last().copied().unwrap_or(hi)
+        } else {
+            lo - 1
         };
         let mut differs = false;
         if !agree || complete {
@@ -478,8 +486,13 @@ async fn check_scope(
             let mid = rest[rest.len() / 2];
             ranges.push((mid, hi));
             ranges.push((rest_lo, mid - 1));
-        } else {
+        } else if sorted || rest_lo >= hi {
             ranges.push((rest_lo, hi));
+        } else {
+            // Unsorted and too few stored ids to split by: halve the range itself.
+            let mid = rest_lo + (hi - rest_lo) / 2;
+            ranges.push((mid + 1, hi));
+            ranges.push((rest_lo, mid));
         }
     }
     candidates.sort_unstable();
