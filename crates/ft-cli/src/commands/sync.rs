@@ -100,7 +100,10 @@ pub(crate) async fn sync(settings: &Settings, args: &SyncArgs) -> anyhow::Result
         )
         .await;
     reporter.finish().await;
-    finish(result?, interrupted.load(Ordering::SeqCst), settings)
+    let outcome = result
+        .map_err(anyhow::Error::new)
+        .and_then(|summary| finish(summary, interrupted.load(Ordering::SeqCst), settings));
+    crate::metrics::after_job(settings, outcome).await
 }
 
 /// `ft42 worker [--once]`.
@@ -110,7 +113,10 @@ pub(crate) async fn worker(settings: &Settings, args: &WorkerArgs) -> anyhow::Re
     let (shutdown, interrupted) = watched_shutdown(shutdown_signal());
     let result = engine.run_until_idle(args.once, tx, shutdown).await;
     reporter.finish().await;
-    finish(result?, interrupted.load(Ordering::SeqCst), settings)
+    let outcome = result
+        .map_err(anyhow::Error::new)
+        .and_then(|summary| finish(summary, interrupted.load(Ordering::SeqCst), settings));
+    crate::metrics::after_job(settings, outcome).await
 }
 
 /// Prints the run summary and turns failed tasks into a non-zero exit.
