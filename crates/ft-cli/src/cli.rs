@@ -67,6 +67,11 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "DIR")]
     pub log_dir: Option<PathBuf>,
 
+    /// After every sync, worker, daemon or backup job, write Prometheus metrics to this file
+    /// (replaced atomically) [env: FT42_METRICS_FILE] [default: none]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub metrics_file: Option<PathBuf>,
+
     /// More output on stderr (-v debug, -vv trace).
     #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,

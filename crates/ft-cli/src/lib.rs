@@ -17,6 +17,7 @@ mod commands;
 pub mod config;
 pub mod exit;
 pub mod logging;
+mod metrics;
 pub mod progress;
 pub mod report;
 pub mod schedule;

@@ -116,6 +116,35 @@ fn cron_lines_keep_the_campuses_setting() {
 }
 
 #[test]
+fn cron_lines_keep_the_metrics_file_as_an_absolute_path() {
+    let sb = Sandbox::new();
+    let bin = fake_crontab(&sb);
+    for (how, args) in [
+        ("env", vec!["cron", "install", "--dry-run"]),
+        (
+            "flag",
+            vec!["cron", "install", "--dry-run", "--metrics-file", "m.prom"],
+        ),
+    ] {
+        let mut cmd = cron_cmd(&sb, &bin);
+        if how == "env" {
+            cmd.env("FT42_METRICS_FILE", "m.prom");
+        }
+        let out = cmd.args(args).assert().success();
+        let block = String::from_utf8_lossy(&out.get_output().stdout).to_string();
+        let want = sb.file("m.prom").to_string_lossy().into_owned();
+        let jobs: Vec<&str> = block.lines().filter(|l| !l.starts_with('#')).collect();
+        assert!(!jobs.is_empty(), "{block}");
+        for line in jobs {
+            assert!(
+                line.contains(&want),
+                "{how}: a job forgets the metrics file: {line}"
+            );
+        }
+    }
+}
+
+#[test]
 fn schedule_can_be_changed_and_disabled_in_the_config_file() {
     let sb = Sandbox::new();
     let bin = fake_crontab(&sb);

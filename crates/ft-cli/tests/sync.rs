@@ -121,6 +121,120 @@ async fn sync_users_then_status_shows_fresh_scopes() {
     );
 }
 
+/// Parses a Prometheus text file into (name with labels, value), checking that every sample
+/// belongs to a family announced by HELP and TYPE lines.
+fn parse_metrics(text: &str) -> std::collections::BTreeMap<String, f64> {
+    let mut typed = std::collections::BTreeMap::new();
+    let mut helped = std::collections::BTreeSet::new();
+    let mut samples = std::collections::BTreeMap::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            helped.insert(rest.split(' ').next().unwrap().to_owned());
+        } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap();
+            assert!(["gauge", "counter"].contains(&kind), "{line}");
+            typed.insert(name.to_owned(), kind.to_owned());
+        } else {
+            let (key, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("{line}"));
+            let name = key.split('{').next().unwrap();
+            assert!(
+                typed.contains_key(name) && helped.contains(name),
+                "no HELP/TYPE: {line}"
+            );
+            assert_eq!(name.ends_with("_total"), typed[name] == "counter", "{line}");
+            let value: f64 = value.parse().unwrap_or_else(|_| panic!("{line}"));
+            assert!(
+                samples.insert(key.to_owned(), value).is_none(),
+                "twice: {line}"
+            );
+        }
+    }
+    samples
+}
+
+/// Issue #18: `--metrics-file` writes the mirror's state after the job; the values are the
+/// store's own (rows per table, requests and 429s of the run history, the queue).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_writes_the_metrics_file_with_the_stores_figures() {
+    let sim = sim(20, 2).await;
+    let sb = Sandbox::new();
+    let mut cmd = sb.ft42();
+    point_at(&mut cmd, &sim);
+    cmd.args(["sync", "all", "-q", "--metrics-file", "ft42.prom"]);
+    run(cmd).await.success();
+
+    let text = std::fs::read_to_string(sb.file("ft42.prom")).expect("the metrics file");
+    let m = parse_metrics(&text);
+    let store = Store::open(sb.file("ft42.db").to_str().unwrap()).unwrap();
+    for table in Table::ALL {
+        let key = format!("ft42_rows{{table=\"{}\"}}", table.as_str());
+        assert_eq!(
+            m.get(&key).copied(),
+            Some(store.count(*table, false).unwrap() as f64),
+            "{key}"
+        );
+    }
+    assert!(m[r#"ft42_rows{table="users"}"#] > 0.0, "{text}");
+    let runs = store.runs(100).unwrap();
+    let requests: u64 = runs
+        .iter()
+        .filter_map(|r| r.summary.as_ref()?.get("requests")?.as_u64())
+        .sum();
+    assert!(requests > 0);
+    assert_eq!(m["ft42_requests_total"], requests as f64, "{text}");
+    assert_eq!(m["ft42_responses_429_total"], 0.0, "{text}");
+    assert_eq!(m["ft42_runs_total"], runs.len() as f64, "{text}");
+    // The current clock hour holds at most the requests the fetch log has (all from this
+    // test); the budget left is the configured 1200 minus the current hour's.
+    let logged: i64 = store
+        .fetch_log(100_000)
+        .unwrap()
+        .iter()
+        .map(|r| 1 + i64::from(r.retries))
+        .sum();
+    let hourly = m["ft42_hourly_requests"];
+    assert!(hourly <= logged as f64, "{text}");
+    assert_eq!(m["ft42_hourly_budget_requests"], 1200.0, "{text}");
+    assert_eq!(
+        m["ft42_hourly_budget_remaining_requests"],
+        1200.0 - hourly,
+        "{text}"
+    );
+    // A complete sync: users have a last success at or before the file's own time, nothing
+    // is queued or failed.
+    let last_users = m[r#"ft42_last_success_timestamp_seconds{table="users"}"#];
+    assert!(
+        last_users > 0.0 && last_users <= m["ft42_metrics_timestamp_seconds"],
+        "{text}"
+    );
+    assert_eq!(m[r#"ft42_queue_tasks{state="pending"}"#], 0.0, "{text}");
+    assert_eq!(m[r#"ft42_queue_tasks{state="error"}"#], 0.0, "{text}");
+    assert!(m[r#"ft42_queue_tasks{state="done"}"#] > 0.0, "{text}");
+    assert_eq!(m[r#"ft42_backlog_requests{lane="hot"}"#], 0.0, "{text}");
+    assert!(
+        !m.contains_key("ft42_backup_age_seconds"),
+        "no backup yet: {text}"
+    );
+    assert_eq!(m["ft42_quarantined_rows"], 0.0, "{text}");
+    // The secret's end of validity, as the sync's token answer said (the simulator's secrets
+    // are valid for a year from its epoch: well in the future).
+    let until = m["ft42_secret_valid_until_timestamp_seconds"];
+    assert!(
+        until > m["ft42_metrics_timestamp_seconds"] + 14.0 * 86_400.0,
+        "{text}"
+    );
+
+    // A metrics folder that does not exist is a configuration error naming the setting.
+    let mut cmd = sb.ft42();
+    point_at(&mut cmd, &sim);
+    cmd.args(["sync", "users", "-q"])
+        .env("FT42_METRICS_FILE", sb.file("missing/ft42.prom"));
+    let out = run(cmd).await.code(2);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(stderr.contains("FT42_METRICS_FILE"), "{stderr}");
+    assert!(stderr.contains("does not exist"), "{stderr}");
+}
+
 /// SIGTERM in the middle of a sync: the daemon commits the page in flight and exits 0; no task
 /// is left leased, every committed row stays, and the next run finishes the job.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -150,9 +150,12 @@ fn exit_for(r: &Restored) -> anyhow::Result<Exit> {
 pub(crate) async fn backup(settings: &Settings, args: &BackupArgs) -> anyhow::Result<Exit> {
     match &args.command {
         None => {
-            let created = make_backup(settings, shutdown_signal()).await?;
-            print_created(settings, &created);
-            Ok(Exit::Ok)
+            let created = make_backup(settings, shutdown_signal()).await;
+            let outcome = created.map(|created| {
+                print_created(settings, &created);
+                Exit::Ok
+            });
+            crate::metrics::after_job(settings, outcome).await
         }
         Some(BackupCommand::Verify(v)) => {
             let file = v.file.clone();

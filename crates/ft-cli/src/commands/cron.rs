@@ -45,6 +45,8 @@ const PASSED_ENV: &[&str] = &[
     "FT42_SHARED_BUDGET",
     // Issue #15: scheduled jobs mirror the campuses the operator chose, not every campus.
     "FT42_CAMPUSES",
+    // Issue #18: every scheduled job refreshes the metrics file.
+    "FT42_METRICS_FILE",
     "FT42_BACKUP_DIR",
     "FT42_BACKUP_RECIPIENT",
     "FT42_BACKUP_PASSPHRASE_FILE",
@@ -268,6 +270,10 @@ pub(crate) fn context(global: &GlobalArgs, settings: &Settings) -> anyhow::Resul
     }
     if let Some(dir) = &global.log_dir {
         flags.extend(["--log-dir".to_owned(), dir.to_string_lossy().into_owned()]);
+    }
+    if let Some(path) = &global.metrics_file {
+        let path = absolute(&dir, &path.to_string_lossy());
+        flags.extend(["--metrics-file".to_owned(), path]);
     }
     if !settings.has_secret() {
         eprintln!(

@@ -112,9 +112,12 @@ pub(crate) async fn daemon(settings: &Settings) -> anyhow::Result<Exit> {
                 if let Err(error) = super::backup::make_backup(settings, stop).await {
                     tracing::error!(job = ?kind, error = %exit::one_line(&error), "job failed");
                 }
+                crate::metrics::after_daemon_job(settings).await;
                 continue;
             }
-            match run_job(&engine, kind, &settings.campuses, &stop_rx).await {
+            let outcome = run_job(&engine, kind, &settings.campuses, &stop_rx).await;
+            crate::metrics::after_daemon_job(settings).await;
+            match outcome {
                 Ok(s) => tracing::info!(
                     job = ?kind,
                     rows = s.rows_written,

@@ -102,13 +102,15 @@ pub(crate) async fn sync(settings: &Settings, args: &SyncArgs) -> anyhow::Result
         )
         .await;
     reporter.finish().await;
-    let summary = result?;
-    // Under `-q` (cron), the warning goes out with the nightly full sync only: one mail a day
-    // from 14 days before, not one per delta.
-    if !settings.quiet || args.opts.full {
-        warn_secret_expiry(&summary);
-    }
-    finish(summary, interrupted.load(Ordering::SeqCst), settings)
+    let outcome = result.map_err(anyhow::Error::new).and_then(|summary| {
+        // Under `-q` (cron), the warning goes out with the nightly full sync only: one mail a
+        // day from 14 days before, not one per delta.
+        if !settings.quiet || args.opts.full {
+            warn_secret_expiry(&summary);
+        }
+        finish(summary, interrupted.load(Ordering::SeqCst), settings)
+    });
+    crate::metrics::after_job(settings, outcome).await
 }
 
 /// On stderr: the client secret is within 14 days of its end (see [`SecretExpiry`]).
@@ -149,7 +151,10 @@ pub(crate) async fn worker(settings: &Settings, args: &WorkerArgs) -> anyhow::Re
     let (shutdown, interrupted) = watched_shutdown(shutdown_signal());
     let result = engine.run_until_idle(args.once, tx, shutdown).await;
     reporter.finish().await;
-    finish(result?, interrupted.load(Ordering::SeqCst), settings)
+    let outcome = result
+        .map_err(anyhow::Error::new)
+        .and_then(|summary| finish(summary, interrupted.load(Ordering::SeqCst), settings));
+    crate::metrics::after_job(settings, outcome).await
 }
 
 /// Prints the run summary and turns failed tasks into a non-zero exit.

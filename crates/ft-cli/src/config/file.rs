@@ -32,6 +32,7 @@ pub(super) struct FileConfig {
     pub(super) applications_file: Option<PathBuf>,
     pub(super) shared_budget: Option<String>,
     pub(super) campuses: Option<Vec<i64>>,
+    pub(super) metrics_file: Option<PathBuf>,
     pub(super) backup_dir: Option<PathBuf>,
     pub(super) backup_recipient: Option<String>,
     pub(super) backup_passphrase_file: Option<PathBuf>,

@@ -130,6 +130,9 @@ pub struct Settings {
     /// (`FT42_CAMPUSES=1,12,21`, config key `campuses = [1, 12, 21]`), sorted; empty: every
     /// campus.
     pub campuses: Vec<i64>,
+    /// The Prometheus metrics file written after every job (`--metrics-file`,
+    /// `FT42_METRICS_FILE`, config key `metrics_file`); `None`: no metrics file.
+    pub metrics_file: Option<PathBuf>,
     /// Backups: folder, keys, rotation.
     pub backup: BackupSettings,
 }
@@ -319,6 +322,27 @@ impl Settings {
             None => Vec::new(),
         };
 
+        // The metrics file: a path whose folder must exist, or "off".
+        let metrics_file = match flag(
+            "--metrics-file",
+            flags.metrics_file.as_ref().map(|p| path_string(p)),
+        )
+        .or_else(|| l.env("FT42_METRICS_FILE"))
+        .or_else(|| {
+            // Relative to the config file, like the applications file.
+            let mut raw = file_path_key("metrics_file", &l.file.metrics_file)?;
+            if let Some(dir) = l.file_path.as_deref().and_then(Path::parent)
+                && Path::new(&raw.value).is_relative()
+                && !matches!(raw.value.trim(), "off" | "none" | "-")
+            {
+                raw.value = path_string(&dir.join(&raw.value));
+            }
+            Some(raw)
+        }) {
+            None => None,
+            Some(raw) => parse_metrics_file(&raw)?,
+        };
+
         Ok(Settings {
             api_url,
             token_url,
@@ -341,6 +365,7 @@ impl Settings {
             applications_file,
             shared_budget,
             campuses,
+            metrics_file,
             backup,
         })
     }
@@ -349,6 +374,39 @@ impl Settings {
     pub fn database_url_redacted(&self) -> String {
         self.database_url.redacted().to_owned()
     }
+}
+
+/// The metrics file setting: `off` (or `none`, `-`) disables it; otherwise a file path whose
+/// folder exists (the file is replaced through a temporary file in that folder).
+fn parse_metrics_file(raw: &Raw) -> Result<Option<PathBuf>, ConfigError> {
+    let value = raw.value.trim();
+    if matches!(value, "off" | "none" | "-") {
+        return Ok(None);
+    }
+    let path = PathBuf::from(value);
+    if value.ends_with('/') || path.is_dir() {
+        return Err(ConfigError::Invalid {
+            origin: raw.origin.clone(),
+            reason: format!(
+                "{value:?} is a folder; give a file path such as {}",
+                path.join("ft42.prom").display()
+            ),
+        });
+    }
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !parent.is_dir() {
+        return Err(ConfigError::Invalid {
+            origin: raw.origin.clone(),
+            reason: format!(
+                "the folder {} of the metrics file does not exist; create it or choose another path",
+                parent.display()
+            ),
+        });
+    }
+    Ok(Some(path))
 }
 
 /// A comma-separated list of campus ids: positive whole numbers, sorted and deduplicated.

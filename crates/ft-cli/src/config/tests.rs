@@ -592,6 +592,55 @@ fn campuses_come_from_env_then_file_and_bad_ids_are_named() {
 }
 
 #[test]
+fn metrics_file_comes_from_flag_env_then_file_and_its_folder_must_exist() {
+    let none = Settings::resolve(&GlobalArgs::default(), env(&[])).unwrap();
+    assert_eq!(none.metrics_file, None, "unset: no metrics file");
+
+    let dir = tempfile::tempdir().unwrap();
+    let in_dir = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
+    let s = Settings::resolve(
+        &GlobalArgs::default(),
+        env(&[("FT42_METRICS_FILE", &in_dir("env.prom"))]),
+    )
+    .unwrap();
+    assert_eq!(s.metrics_file, Some(dir.path().join("env.prom")));
+
+    // The file key is relative to the config file; the environment and the flag win over it.
+    let cfg = write_config(dir.path(), "metrics_file = \"file.prom\"\n");
+    let mut flags = GlobalArgs {
+        config: Some(cfg),
+        ..GlobalArgs::default()
+    };
+    let s = Settings::resolve(&flags, env(&[])).unwrap();
+    assert_eq!(s.metrics_file, Some(dir.path().join("file.prom")));
+    let s = Settings::resolve(&flags, env(&[("FT42_METRICS_FILE", &in_dir("env.prom"))])).unwrap();
+    assert_eq!(s.metrics_file, Some(dir.path().join("env.prom")));
+    flags.metrics_file = Some(dir.path().join("flag.prom"));
+    let s = Settings::resolve(&flags, env(&[("FT42_METRICS_FILE", &in_dir("env.prom"))])).unwrap();
+    assert_eq!(s.metrics_file, Some(dir.path().join("flag.prom")));
+    let s =
+        Settings::resolve(&GlobalArgs::default(), env(&[("FT42_METRICS_FILE", "off")])).unwrap();
+    assert_eq!(s.metrics_file, None, "off disables it");
+
+    let missing = in_dir("no-such-folder/ft42.prom");
+    let msg = Settings::resolve(
+        &GlobalArgs::default(),
+        env(&[("FT42_METRICS_FILE", &missing)]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(msg.starts_with("invalid FT42_METRICS_FILE"), "{msg}");
+    assert!(msg.contains("does not exist; create it"), "{msg}");
+    let msg = Settings::resolve(
+        &GlobalArgs::default(),
+        env(&[("FT42_METRICS_FILE", &in_dir(""))]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(msg.contains("is a folder"), "{msg}");
+}
+
+#[test]
 fn backup_settings_follow_env_then_file_then_defaults() {
     let s = Settings::resolve(&GlobalArgs::default(), env(&[])).unwrap();
     assert_eq!(s.backup, BackupSettings::default());
