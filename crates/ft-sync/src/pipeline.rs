@@ -75,7 +75,8 @@ impl Fetched {
         map: fn(&Page<M>) -> Result<Mapped>,
         keep: impl Fn(&M) -> bool,
     ) -> Result<Fetched> {
-        let table = map(&Page {
+        // The mapping of no item: names the table, and starts the item-by-item fallback.
+        let empty = map(&Page {
             items: Vec::new(),
             raw: Vec::new(),
             page: page.page,
@@ -84,9 +85,8 @@ impl Fetched {
             links: page.links.clone(),
             meta: page.meta.clone(),
             rejected: Vec::new(),
-        })?
-        .rows
-        .table();
+        })?;
+        let table = empty.rows.table();
         let mut quarantine: Vec<Quarantined> = page
             .rejected
             .iter()
@@ -138,16 +138,7 @@ impl Fetched {
                     meta,
                     ..
                 } = page;
-                let mut all = map(&Page {
-                    items: Vec::new(),
-                    raw: Vec::new(),
-                    page: page_no,
-                    per_page,
-                    total,
-                    links: links.clone(),
-                    meta: meta.clone(),
-                    rejected: Vec::new(),
-                })?;
+                let mut all = empty;
                 let mut kept_raw = Vec::new();
                 for (item, raw) in items.into_iter().zip(raws) {
                     let id = item.id();
