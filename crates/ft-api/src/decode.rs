@@ -137,6 +137,18 @@ fn body_str<'a>(endpoint: &str, body: &'a [u8]) -> Result<&'a str, ApiError> {
     })
 }
 
+/// Splits a list body into its items' raw JSON; a body that is not a JSON array is an error
+/// quoting it.
+fn split_list(endpoint: &str, body: &[u8]) -> Result<Vec<Box<RawValue>>, ApiError> {
+    let text = body_str(endpoint, body)?;
+    serde_json::from_str(text).map_err(|e| ApiError::Decode {
+        endpoint: endpoint.to_string(),
+        path: ".".into(),
+        message: format!("expected a JSON array: {e}"),
+        snippet: truncate(text, SNIPPET_CHARS),
+    })
+}
+
 /// Decodes a list body into typed items plus each item's raw JSON.
 ///
 /// The body is first split into raw items, then each item is decoded on its own, so an error
@@ -147,13 +159,7 @@ pub(crate) fn decode_list<T: DeserializeOwned>(
     drift: &DriftLog,
     events: &broadcast::Sender<ClientEvent>,
 ) -> Result<(Vec<T>, Vec<Box<RawValue>>), ApiError> {
-    let text = body_str(endpoint, body)?;
-    let raw: Vec<Box<RawValue>> = serde_json::from_str(text).map_err(|e| ApiError::Decode {
-        endpoint: endpoint.to_string(),
-        path: ".".into(),
-        message: format!("expected a JSON array: {e}"),
-        snippet: truncate(text, SNIPPET_CHARS),
-    })?;
+    let raw = split_list(endpoint, body)?;
     let mut items = Vec::with_capacity(raw.len());
     let mut unknown = Vec::new();
     for (i, r) in raw.iter().enumerate() {
@@ -180,13 +186,7 @@ pub(crate) fn decode_list_lenient<T: DeserializeOwned>(
     drift: &DriftLog,
     events: &broadcast::Sender<ClientEvent>,
 ) -> Result<Lenient<T>, ApiError> {
-    let text = body_str(endpoint, body)?;
-    let all: Vec<Box<RawValue>> = serde_json::from_str(text).map_err(|e| ApiError::Decode {
-        endpoint: endpoint.to_string(),
-        path: ".".into(),
-        message: format!("expected a JSON array: {e}"),
-        snippet: truncate(text, SNIPPET_CHARS),
-    })?;
+    let all = split_list(endpoint, body)?;
     let (mut items, mut raw, mut rejected) = (Vec::new(), Vec::new(), Vec::new());
     let mut unknown = Vec::new();
     for (index, r) in all.into_iter().enumerate() {

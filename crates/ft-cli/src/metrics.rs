@@ -240,11 +240,7 @@ pub(crate) fn collect(
     );
 
     // The client secret's end of validity, as the newest run that saw a token answer recorded.
-    let secret_valid_until = store.runs(20)?.iter().find_map(|r| {
-        let until = r.summary.as_ref()?.get("secret_valid_until")?;
-        serde_json::from_value::<chrono::DateTime<Utc>>(until.clone()).ok()
-    });
-    if let Some(until) = secret_valid_until {
+    if let Some((_, until)) = crate::commands::support::recorded_secret_expiry(&store.runs(20)?) {
         families.push(
             Family::new(
                 "ft42_secret_valid_until_timestamp_seconds",

@@ -147,15 +147,12 @@ fn collect(store: &Store, settings: &Settings) -> anyhow::Result<StatusReport> {
         .filter_map(|r| r.finished_at)
         .max();
     // Runs are newest first: the most recent one that saw a token answer.
-    let secret = runs.iter().find_map(|r| {
-        let until = r.summary.as_ref()?.get("secret_valid_until")?;
-        let valid_until: chrono::DateTime<Utc> = serde_json::from_value(until.clone()).ok()?;
-        Some(SecretStatus {
+    let secret =
+        super::support::recorded_secret_expiry(&runs).map(|(run_id, valid_until)| SecretStatus {
             valid_until,
             expiry: ft_api::SecretExpiry::at(valid_until, Utc::now()),
-            run_id: r.id,
-        })
-    });
+            run_id,
+        });
     let last_runs = runs
         .into_iter()
         .map(|r| RunInfo {

@@ -162,3 +162,14 @@ pub(crate) async fn shutdown_signal() {
     }
     tracing::info!("shutdown requested (SIGINT or SIGTERM)");
 }
+
+/// The client secret's end of validity as the newest of `runs` (newest first) that saw a token
+/// answer recorded it (`RunSummary::secret_valid_until`), with that run's id.
+pub(crate) fn recorded_secret_expiry(
+    runs: &[ft_store::SyncRun],
+) -> Option<(i64, chrono::DateTime<chrono::Utc>)> {
+    runs.iter().find_map(|r| {
+        let until = r.summary.as_ref()?.get("secret_valid_until")?;
+        Some((r.id, serde_json::from_value(until.clone()).ok()?))
+    })
+}
