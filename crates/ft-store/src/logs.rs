@@ -185,6 +185,40 @@ impl Store {
             .collect()
     }
 
+    /// The start of the newest run of `kind` that finished `ok` with these string `params`
+    /// (for example `[("what", "all"), ("mode", "full")]`): when the last nightly full sync
+    /// happened, for the daemon's catch-up after downtime.
+    pub fn last_ok_run(
+        &self,
+        kind: &str,
+        params: &[(&str, &str)],
+    ) -> Result<Option<NaiveDateTime>, StoreError> {
+        // Narrowed in SQL on the first pair's text (JSON written by serde_json has no spaces),
+        // checked exactly on the parsed JSON.
+        let like = params
+            .first()
+            .map_or_else(|| "%".to_owned(), |(k, v)| format!("%\"{k}\":\"{v}\"%"));
+        let rows: Vec<(i64, NaiveDateTime, String)> = with_conn!(self, |conn| sync_runs::table
+            .filter(sync_runs::kind.eq(kind))
+            .filter(sync_runs::status.eq("ok"))
+            .filter(sync_runs::params.like(&like))
+            .order(sync_runs::id.desc())
+            .limit(50)
+            .select((sync_runs::id, sync_runs::started_at, sync_runs::params))
+            .load(conn)
+            .map_err(StoreError::q("read", "sync_runs")))?;
+        for (id, started_at, text) in rows {
+            let json = parse_json("sync_runs", id, &text)?;
+            if params
+                .iter()
+                .all(|(k, v)| json.get(*k).and_then(serde_json::Value::as_str) == Some(*v))
+            {
+                return Ok(Some(started_at));
+            }
+        }
+        Ok(None)
+    }
+
     /// Stores an integrity report; returns its id.
     pub fn record_integrity_run(
         &self,

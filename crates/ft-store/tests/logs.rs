@@ -145,3 +145,48 @@ fn relation_queue_take_respects_the_limit_and_order() {
         assert_eq!(all, vec![4, 5, 6]);
     }
 }
+
+#[test]
+fn the_last_ok_run_with_given_params_is_found() {
+    for db in TestDb::all() {
+        let store = db.store();
+        let full = |what: &str| serde_json::json!({"request": "..", "what": what, "mode": "full"});
+        assert_eq!(
+            store
+                .last_ok_run("sync", &[("mode", "full"), ("what", "all")])
+                .unwrap(),
+            None
+        );
+        let old = store.start_run("sync", &full("all")).unwrap();
+        store.finish_run(old, "ok", &serde_json::json!({})).unwrap();
+        // Newer, but none of them is an ok full sync of everything.
+        let users = store.start_run("sync", &full("users")).unwrap();
+        store
+            .finish_run(users, "ok", &serde_json::json!({}))
+            .unwrap();
+        let failed = store.start_run("sync", &full("all")).unwrap();
+        store
+            .finish_run(failed, "failed", &serde_json::json!({}))
+            .unwrap();
+        let delta = store
+            .start_run("sync", &serde_json::json!({"what": "all", "mode": "delta"}))
+            .unwrap();
+        store
+            .finish_run(delta, "ok", &serde_json::json!({}))
+            .unwrap();
+        let _running = store.start_run("sync", &full("all")).unwrap();
+        let started = store.runs(10).unwrap().last().unwrap().started_at;
+        assert_eq!(
+            store
+                .last_ok_run("sync", &[("mode", "full"), ("what", "all")])
+                .unwrap(),
+            Some(started),
+            "{}",
+            db.backend()
+        );
+        assert_eq!(
+            store.last_ok_run("worker", &[("mode", "full")]).unwrap(),
+            None
+        );
+    }
+}

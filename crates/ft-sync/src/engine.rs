@@ -584,7 +584,14 @@ impl Engine {
         shutdown: impl Future<Output = ()>,
     ) -> Result<RunSummary> {
         let listings = listings_for(req.what);
-        let run = RunHandle::start(self, "sync", &req).await?;
+        // `what` and `mode` as plain keys too: the daemon looks up the last full sync of
+        // everything to catch up a nightly run missed while it was down.
+        let params = serde_json::json!({
+            "request": format!("{req:?}"),
+            "what": format!("{:?}", req.what).to_lowercase(),
+            "mode": format!("{:?}", req.mode).to_lowercase(),
+        });
+        let run = RunHandle::start(self, "sync", params).await?;
         // One plan time for both stages: windows end there, and a scope this plan completed
         // is recognised by it after an interruption.
         let now = self.now();
@@ -632,7 +639,7 @@ impl Engine {
         progress: ProgressTx,
         shutdown: impl Future<Output = ()>,
     ) -> Result<RunSummary> {
-        let run = RunHandle::start(self, "worker", &()).await?;
+        let run = RunHandle::start(self, "worker", serde_json::json!({})).await?;
         let (stop_tx, stop_rx) = watch::channel(false);
         let drain = if once { Drain::Once } else { Drain::UntilIdle };
         let result = until_shutdown(self.drain(&progress, stop_rx, drain), shutdown, stop_tx).await;
@@ -751,10 +758,9 @@ impl RunHandle {
     async fn start(
         engine: &Engine,
         kind: &'static str,
-        params: &impl std::fmt::Debug,
+        params: serde_json::Value,
     ) -> Result<RunHandle> {
         let store = engine.store.clone();
-        let params = serde_json::json!({ "request": format!("{params:?}") });
         let id = blocking(move || store.start_run(kind, &params)).await?;
         Ok(RunHandle {
             id,
