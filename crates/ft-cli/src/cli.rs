@@ -128,6 +128,15 @@ pub enum Command {
     /// managers); SIGINT or SIGTERM finishes the current page, commits and exits 0.
     Daemon(DaemonArgs),
 
+    /// Serve a read-only status page (freshness per campus and table, budget burn, queue ETA,
+    /// last runs and backup), Prometheus metrics (/metrics) and the status as JSON over HTTP.
+    #[command(
+        after_help = "Examples:\n  ft42 serve                          # http://127.0.0.1:4242/\n  \
+                            ft42 serve --listen 0.0.0.0:4242     # behind your proxy\n  \
+                            ft42 daemon --listen 127.0.0.1:4242  # the schedule and the page"
+    )]
+    Serve(ServeArgs),
+
     /// Rebuild the mirror tables from the raw page archive (FT42_EXPORT_DIR), spending no API
     /// budget; deletion records are replayed too.
     Replay(ReplayArgs),
@@ -342,7 +351,24 @@ pub struct CronArgs {
 
 /// Arguments of `ft42 daemon`.
 #[derive(Debug, Clone, Default, Args)]
-pub struct DaemonArgs {}
+pub struct DaemonArgs {
+    /// Also serve the status page and /metrics (as `ft42 serve`) on this address
+    /// [default: not served]
+    #[arg(long, value_name = "ADDR", env = "FT42_LISTEN")]
+    pub listen: Option<std::net::SocketAddr>,
+}
+
+/// The status server's default address: loopback only.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:4242";
+
+/// Arguments of `ft42 serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (IP:PORT; port 0 picks a free one). The page has no login: keep it
+    /// on loopback or behind a proxy that has one.
+    #[arg(long, value_name = "ADDR", env = "FT42_LISTEN", default_value = DEFAULT_LISTEN)]
+    pub listen: std::net::SocketAddr,
+}
 
 /// `ft42 sim ...`
 #[derive(Debug, Subcommand)]

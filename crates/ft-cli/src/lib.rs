@@ -21,6 +21,7 @@ mod metrics;
 pub mod progress;
 pub mod report;
 pub mod schedule;
+mod serve;
 
 pub use cli::Cli;
 pub use exit::Exit;
@@ -107,7 +108,8 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<Exit> {
         Command::Worker(args) => commands::sync::worker(&settings, &args).await,
         Command::Status(args) => commands::status::status(&settings, &args).await,
         Command::Runs(args) => commands::status::runs(&settings, &args).await,
-        Command::Daemon(_) => commands::daemon::daemon(&settings).await,
+        Command::Daemon(args) => commands::daemon::daemon(&settings, &args).await,
+        Command::Serve(args) => serve::serve(&settings, &args).await,
         Command::Demo(args) => commands::demo::demo(&settings, &args).await,
         Command::Integrity(args) => commands::integrity::integrity(&settings, &args).await,
         Command::Backup(args) => commands::backup::backup(&settings, &args).await,

@@ -274,7 +274,8 @@ pub(crate) fn collect(
     Ok(render(&families))
 }
 
-fn newest_backup(dir: &Path) -> Option<NaiveDateTime> {
+/// When the newest backup in `dir` was made (UTC, from its file name).
+pub(crate) fn newest_backup(dir: &Path) -> Option<NaiveDateTime> {
     std::fs::read_dir(dir)
         .ok()?
         .flatten()

@@ -8,5 +8,6 @@ mod cron;
 mod errors;
 mod scale;
 mod secrets;
+mod serve;
 mod settings;
 mod sync;

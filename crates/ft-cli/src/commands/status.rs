@@ -20,81 +20,127 @@ const REQUESTS_PER_RELATION_USER: f64 = 2.0;
 
 /// One cursor's freshness.
 #[derive(Debug, Serialize)]
-struct ScopeStatus {
-    resource: String,
-    scope: String,
+pub(crate) struct ScopeStatus {
+    pub(crate) resource: String,
+    pub(crate) scope: String,
     /// The start time of the last complete pass (what the mirror is complete up to).
-    watermark: Option<NaiveDateTime>,
+    pub(crate) watermark: Option<NaiveDateTime>,
     /// When the cursor was last written.
-    last_write: NaiveDateTime,
-    rows: i64,
+    pub(crate) last_write: NaiveDateTime,
+    pub(crate) rows: i64,
     /// A pass is in progress at this page.
-    page: i64,
-    age_seconds: Option<i64>,
-    target_seconds: i64,
-    fresh: bool,
+    pub(crate) page: i64,
+    pub(crate) age_seconds: Option<i64>,
+    pub(crate) target_seconds: i64,
+    pub(crate) fresh: bool,
 }
 
 #[derive(Debug, Serialize)]
-struct RunInfo {
-    id: i64,
-    kind: String,
-    status: String,
-    started_at: NaiveDateTime,
-    finished_at: Option<NaiveDateTime>,
-    summary: Option<serde_json::Value>,
+pub(crate) struct RunInfo {
+    pub(crate) id: i64,
+    pub(crate) kind: String,
+    pub(crate) status: String,
+    pub(crate) started_at: NaiveDateTime,
+    pub(crate) finished_at: Option<NaiveDateTime>,
+    pub(crate) summary: Option<serde_json::Value>,
+}
+
+impl RunInfo {
+    /// A number from the run's summary (`requests`, `rows_written`, ...); 0 when absent.
+    pub(crate) fn figure(&self, key: &str) -> u64 {
+        summary_figure(self.summary.as_ref(), key)
+    }
+}
+
+fn summary_figure(summary: Option<&serde_json::Value>, key: &str) -> u64 {
+    summary
+        .and_then(|s| s.get(key))
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(0)
 }
 
 #[derive(Debug, Serialize)]
-struct Budget {
-    per_hour: u32,
-    used_last_hour: i64,
-    remaining: i64,
+pub(crate) struct Budget {
+    pub(crate) per_hour: u32,
+    pub(crate) used_last_hour: i64,
+    pub(crate) remaining: i64,
+    /// Requests per clock hour (UTC) over the last [`BURN_HOURS`] hours, oldest first.
+    pub(crate) hourly: Vec<HourBurn>,
 }
 
+/// Requests sent in one clock hour.
 #[derive(Debug, Serialize)]
-struct Backfill {
-    relation_users_queued: i64,
-    estimated_requests: u64,
-    estimated_hours: f64,
+pub(crate) struct HourBurn {
+    /// Start of the hour (UTC).
+    pub(crate) hour: NaiveDateTime,
+    pub(crate) requests: i64,
+}
+
+/// Hours of budget burn that `status --json` and the status page show.
+pub(crate) const BURN_HOURS: u32 = 24;
+
+#[derive(Debug, Serialize)]
+pub(crate) struct Backfill {
+    pub(crate) relation_users_queued: i64,
+    pub(crate) estimated_requests: u64,
+    pub(crate) estimated_hours: f64,
 }
 
 /// The client secret's validity, as the last run's token answer said.
 #[derive(Debug, Serialize)]
-struct SecretStatus {
-    valid_until: chrono::DateTime<Utc>,
+pub(crate) struct SecretStatus {
+    pub(crate) valid_until: chrono::DateTime<Utc>,
     /// 14 days or less left: `within_14_days`, `within_7_days`, `within_24_hours`, `expired`.
-    expiry: Option<ft_api::SecretExpiry>,
+    pub(crate) expiry: Option<ft_api::SecretExpiry>,
     /// From run `run_id` (when the token endpoint last said).
-    run_id: i64,
+    pub(crate) run_id: i64,
 }
 
+/// The newest backup in the backup folder.
 #[derive(Debug, Serialize)]
-struct StatusReport {
-    database: String,
-    tables: BTreeMap<String, i64>,
-    scopes: Vec<ScopeStatus>,
-    tasks: BTreeMap<String, BTreeMap<String, i64>>,
-    pending_tasks: i64,
-    failed_tasks: i64,
-    last_runs: Vec<RunInfo>,
-    last_success: Option<NaiveDateTime>,
-    budget: Budget,
-    backfill: Backfill,
+pub(crate) struct BackupStatus {
+    /// When it was made (UTC, from its file name).
+    pub(crate) made_at: NaiveDateTime,
+    pub(crate) age_seconds: i64,
+}
+
+/// Everything `ft42 status` and the status page (`ft42 serve`) show.
+#[derive(Debug, Serialize)]
+pub(crate) struct StatusReport {
+    /// When the report was read (UTC).
+    pub(crate) at: NaiveDateTime,
+    pub(crate) database: String,
+    pub(crate) tables: BTreeMap<String, i64>,
+    pub(crate) scopes: Vec<ScopeStatus>,
+    pub(crate) tasks: BTreeMap<String, BTreeMap<String, i64>>,
+    pub(crate) pending_tasks: i64,
+    pub(crate) failed_tasks: i64,
+    pub(crate) last_runs: Vec<RunInfo>,
+    pub(crate) last_success: Option<NaiveDateTime>,
+    pub(crate) budget: Budget,
+    pub(crate) backfill: Backfill,
     /// The queued work and how long it takes at the current rate.
-    queue: ft_sync::Backlog,
+    pub(crate) queue: ft_sync::Backlog,
     /// `None` until a sync run recorded it (or when the server does not say).
-    secret: Option<SecretStatus>,
+    pub(crate) secret: Option<SecretStatus>,
     /// Rows the API sent that could not be stored, set aside with the reason.
-    quarantined: i64,
+    pub(crate) quarantined: i64,
     /// The latest of them (at most `QUARANTINE_SHOWN`).
-    quarantine: Vec<ft_store::QuarantinedRow>,
+    pub(crate) quarantine: Vec<ft_store::QuarantinedRow>,
+    /// `None` when the backup folder holds no backup.
+    pub(crate) last_backup: Option<BackupStatus>,
+    /// The backup folder (`FT42_BACKUP_DIR`).
+    pub(crate) backup_dir: String,
+    /// Campus names by id, from the mirror's campuses table (for the status page).
+    #[serde(skip)]
+    pub(crate) campus_names: BTreeMap<i64, String>,
 }
 
 /// Quarantined rows listed by `status`.
 const QUARANTINE_SHOWN: i64 = 10;
 
-fn collect(store: &Store, settings: &Settings) -> anyhow::Result<StatusReport> {
+/// Reads the status from the database (and the backup folder); makes no request.
+pub(crate) fn collect(store: &Store, settings: &Settings) -> anyhow::Result<StatusReport> {
     store.schema_check()?;
     let now = Utc::now().naive_utc();
     let mut tables = BTreeMap::new();
@@ -174,7 +220,21 @@ fn collect(store: &Store, settings: &Settings) -> anyhow::Result<StatusReport> {
     let queue = ft_sync::backlog(store, 100, settings.rate.per_hour)?;
     let queued = store.relation_queue_len()?;
     let estimated_requests = (queued as f64 * REQUESTS_PER_RELATION_USER).ceil() as u64;
+    let hourly = store
+        .hourly_requests(now, BURN_HOURS)?
+        .into_iter()
+        .map(|h| HourBurn {
+            hour: h.hour,
+            requests: h.requests,
+        })
+        .collect();
+    let last_backup =
+        crate::metrics::newest_backup(&settings.backup.dir).map(|made_at| BackupStatus {
+            made_at,
+            age_seconds: (now - made_at).num_seconds().max(0),
+        });
     Ok(StatusReport {
+        at: now,
         database: settings.database_url_redacted(),
         tables,
         scopes,
@@ -187,6 +247,7 @@ fn collect(store: &Store, settings: &Settings) -> anyhow::Result<StatusReport> {
             per_hour: settings.rate.per_hour,
             used_last_hour: used,
             remaining: (i64::from(settings.rate.per_hour) - used).max(0),
+            hourly,
         },
         queue,
         backfill: Backfill {
@@ -197,19 +258,21 @@ fn collect(store: &Store, settings: &Settings) -> anyhow::Result<StatusReport> {
         secret,
         quarantined: store.quarantine_count()?,
         quarantine: store.quarantined(QUARANTINE_SHOWN)?,
+        last_backup,
+        backup_dir: settings.backup.dir.display().to_string(),
+        campus_names: store
+            .raw_rows(Table::Campuses)?
+            .into_iter()
+            .filter(|row| row.deleted_at.is_none())
+            .filter_map(|row| Some((row.id, row.raw.get("name")?.as_str()?.to_owned())))
+            .collect(),
     })
 }
 
 /// A run's outcome for people and alerts: the engine's status, except that a run marked `ok`
 /// that committed nothing (no page and no task done) is `empty`.
 fn run_outcome(run: &ft_store::SyncRun) -> &str {
-    let figure = |key: &str| {
-        run.summary
-            .as_ref()
-            .and_then(|s| s.get(key))
-            .and_then(serde_json::Value::as_u64)
-            .unwrap_or(0)
-    };
+    let figure = |key: &str| summary_figure(run.summary.as_ref(), key);
     if run.status == "ok" && figure("pages") == 0 && figure("tasks_done") == 0 {
         "empty"
     } else {
@@ -263,7 +326,7 @@ pub(crate) async fn status(settings: &Settings, args: &StatusArgs) -> anyhow::Re
     Ok(Exit::IntegrityFindings)
 }
 
-fn ago(seconds: Option<i64>) -> String {
+pub(crate) fn ago(seconds: Option<i64>) -> String {
     match seconds {
         None => "never".to_owned(),
         Some(s) if s < 120 => format!("{s}s ago"),
@@ -328,6 +391,14 @@ fn print_human(r: &StatusReport) {
         r.backfill.relation_users_queued, r.backfill.estimated_requests, r.backfill.estimated_hours
     );
     println!("queue: {}", r.queue.describe());
+    match &r.last_backup {
+        Some(b) => println!(
+            "last backup: {} UTC ({})",
+            b.made_at.format("%Y-%m-%d %H:%M:%S"),
+            ago(Some(b.age_seconds))
+        ),
+        None => println!("last backup: none in {}", r.backup_dir),
+    }
     if r.quarantined > 0 {
         println!(
             "quarantine: {} row(s) the API sent cannot be stored (missing from the mirror until \
@@ -384,13 +455,7 @@ pub(crate) async fn runs(settings: &Settings, args: &RunsArgs) -> anyhow::Result
     let lines: Vec<RunLine> = runs
         .iter()
         .map(|r| {
-            let figure = |key: &str| {
-                r.summary
-                    .as_ref()
-                    .and_then(|s| s.get(key))
-                    .and_then(serde_json::Value::as_u64)
-                    .unwrap_or(0)
-            };
+            let figure = |key: &str| summary_figure(r.summary.as_ref(), key);
             RunLine {
                 id: r.id,
                 kind: r.kind.clone(),
