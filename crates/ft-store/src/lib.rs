@@ -76,7 +76,7 @@ pub use request_log::RequestLog;
 pub use rows::{Rows, Table, UnknownTable};
 pub use store::{Backend, POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS, Store, StoreOptions};
 pub use tasks::{ClaimedTask, Lane, NewTask, Task, TaskFilter, TaskState};
-pub use url::{DatabaseUrl, redact_url};
+pub use url::{DatabaseUrl, PG_TLS, redact_url};
 
 /// Every table the migrations create, mirror tables first.
 pub const ALL_TABLE_NAMES: &[&str] = &[

@@ -11,7 +11,7 @@ use diesel::{PgConnection, SqliteConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use crate::error::StoreError;
-use crate::url::DatabaseUrl;
+use crate::url::{DatabaseUrl, NO_TLS_FIX};
 
 /// Migrations for SQLite (`migrations/sqlite`).
 pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
@@ -120,6 +120,24 @@ fn scrub(message: &str, secret: Option<&str>) -> String {
     }
 }
 
+/// libpq's TLS errors, with what to do: its refusal of a TLS setting the URL check cannot see
+/// (`PGSSLMODE=require` in the environment, a service file) in a build without TLS, and a
+/// server certificate that the given CA did not sign.
+fn tls_hint(message: String) -> String {
+    let message = message.trim_end();
+    if message.contains("SSL support is not compiled in") {
+        format!("{message}: {NO_TLS_FIX}")
+    } else if message.contains("certificate verify failed") {
+        format!(
+            "{message} (the server's certificate is not signed by the CA that sslrootcert names; \
+             point sslrootcert at the CA file your PostgreSQL provider publishes, or use \
+             sslrootcert=system for a certificate from a public CA)"
+        )
+    } else {
+        message.to_owned()
+    }
+}
+
 #[derive(Debug)]
 struct SqlitePragmas;
 
@@ -149,7 +167,7 @@ impl Store {
         let secret: Option<Arc<str>> = url.password().map(Into::into);
         let connect_error = |message: String| StoreError::Connect {
             url: redacted.to_string(),
-            message: scrub(&message, secret.as_deref()),
+            message: tls_hint(scrub(&message, secret.as_deref())),
         };
         fn builder<M: diesel::r2d2::ManageConnection>(
             options: &StoreOptions,
@@ -472,5 +490,23 @@ mod tests {
         let secret = url.password();
         let message = "failed for s3cr%40t and s3cr@t";
         assert_eq!(scrub(message, secret.as_deref()), "failed for *** and ***");
+    }
+
+    #[test]
+    fn libpq_tls_errors_get_the_fix() {
+        let libpq = "sslmode value \"require\" invalid when SSL support is not compiled in\n";
+        let message = tls_hint(libpq.to_owned());
+        assert!(
+            message.starts_with("sslmode value \"require\" invalid"),
+            "{message}"
+        );
+        assert!(message.ends_with(NO_TLS_FIX), "{message}");
+        let libpq = "connection to server at \"h\", port 5432 failed: SSL error: certificate verify failed\n";
+        let message = tls_hint(libpq.to_owned());
+        assert!(message.contains("certificate verify failed (the server's certificate is not signed by the CA that sslrootcert names"), "{message}");
+        assert_eq!(
+            tls_hint("connection refused\n".to_owned()),
+            "connection refused"
+        );
     }
 }

@@ -12,6 +12,8 @@
 //! answer is restarted. The server listens on 127.0.0.1 only, with trust authentication, and is
 //! never stopped by the tests (stop it with `pg_ctl -D $TMPDIR/ft42-test-pg-<uid>/data stop`).
 //! When running as root, initdb and pg_ctl run as the `postgres` user through `runuser`.
+//!
+//! [`OwnPgServer`] is a server of a test's own, for settings the shared one must not get (TLS).
 
 use std::fs::{self, File};
 use std::net::TcpListener;
@@ -380,4 +382,149 @@ fn drop_leftover_databases(port: u16) {
     for Name { datname } in names {
         let _ = conn.batch_execute(&format!("DROP DATABASE IF EXISTS {datname} WITH (FORCE)"));
     }
+}
+
+/// A PostgreSQL server of one test's own, for settings the shared server must not get (such as
+/// `ssl = on`): a fresh cluster in a temporary directory, on a free loopback port with trust
+/// authentication, stopped and deleted on drop. Needs the server binaries (no `FT42_TEST_PG_URL`
+/// fallback: the settings are the point).
+pub struct OwnPgServer {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    as_postgres: bool,
+    port: u16,
+}
+
+impl std::fmt::Debug for OwnPgServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OwnPgServer")
+            .field("dir", &self.dir.path())
+            .field("port", &self.port)
+            .finish()
+    }
+}
+
+impl OwnPgServer {
+    /// Starts a server. `files` are written into the data directory first (mode 0600, owned by
+    /// the server's user: what it asks of a private key), and `settings` are passed as
+    /// `-c name=value`, so `("ssl_cert_file", "server.crt")` names such a file.
+    pub fn start(files: &[(&str, &[u8])], settings: &[(&str, &str)]) -> OwnPgServer {
+        let bin = pg_bin_dir().unwrap_or_else(|| {
+            panic!(
+                "this test starts its own PostgreSQL server and needs the server binaries \
+                 (initdb, pg_ctl); install them with `apt-get install postgresql` or run \
+                 scripts/ensure-postgres"
+            )
+        });
+        let as_postgres = current_uid() == 0;
+        let dir = tempfile::Builder::new()
+            .prefix("ft42-own-pg-")
+            .tempdir()
+            .expect("creating a directory for the test's own PostgreSQL server");
+        let data = dir.path().join("data");
+        // As root, initdb runs as postgres and must be able to enter our 0700 directory.
+        if as_postgres {
+            chown_postgres(dir.path());
+        }
+        let out = pg_command(&bin, "initdb", as_postgres)
+            .arg("-D")
+            .arg(&data)
+            .args([
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            ])
+            .stdin(Stdio::null())
+            .output()
+            .expect("running initdb");
+        assert!(
+            out.status.success(),
+            "initdb failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for (name, contents) in files {
+            let path = data.join(name);
+            fs::write(&path, contents)
+                .unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+            let mut perms = fs::metadata(&path).expect("stat").permissions();
+            std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o600);
+            fs::set_permissions(&path, perms).expect("chmod 0600");
+        }
+        if as_postgres {
+            chown_postgres(dir.path());
+        }
+        let mut options = format!(
+            "-h 127.0.0.1 -k {} -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
+            dir.path().display()
+        );
+        for (name, value) in settings {
+            options.push_str(&format!(" -c {name}={value}"));
+        }
+        let log = dir.path().join("server.log");
+        for _ in 0..3 {
+            let port = free_port();
+            let status = pg_command(&bin, "pg_ctl", as_postgres)
+                .arg("-D")
+                .arg(&data)
+                .arg("-l")
+                .arg(&log)
+                .arg("-o")
+                .arg(format!("{options} -p {port}"))
+                .args(["-w", "-t", "60", "start"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .expect("running pg_ctl start");
+            if status.success() {
+                return OwnPgServer {
+                    dir,
+                    bin,
+                    as_postgres,
+                    port,
+                };
+            }
+        }
+        panic!(
+            "could not start the test's own PostgreSQL server; its log:\n{}",
+            fs::read_to_string(&log).unwrap_or_default()
+        );
+    }
+
+    /// The loopback port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The server's log so far (for failure messages).
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for OwnPgServer {
+    fn drop(&mut self) {
+        let _ = pg_command(&self.bin, "pg_ctl", self.as_postgres)
+            .arg("-D")
+            .arg(self.dir.path().join("data"))
+            .args(["-m", "immediate", "-w", "stop"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+fn chown_postgres(path: &Path) {
+    let status = Command::new("chown")
+        .args(["-R", "postgres:postgres"])
+        .arg(path)
+        .status()
+        .expect("running chown");
+    assert!(status.success(), "chown postgres {} failed", path.display());
 }

@@ -3,13 +3,27 @@
 //! The address may hold a PostgreSQL password, so the type never shows it: `Display` and `Debug`
 //! print the redacted form (`postgres://user:***@host/db`), and only
 //! [`DatabaseUrl::expose_secret`] returns the string to connect with.
+//!
+//! TLS to PostgreSQL needs the `pg-tls` feature (libpq built with OpenSSL). Without it, an
+//! address that asks for TLS (`sslmode=require`, `verify-ca`, `verify-full`, or one of libpq's
+//! other spellings) is refused here, with the fix, instead of failing later at connect time.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use crate::error::StoreError;
 use crate::store::Backend;
+
+/// Whether this build can talk TLS to PostgreSQL (the `pg-tls` feature: libpq with OpenSSL).
+pub const PG_TLS: bool = cfg!(feature = "pg-tls");
+
+/// What to do about a TLS request this build cannot serve; shared by the up-front check and
+/// the hint added to libpq's own "not compiled in" error (`PGSSLMODE` and the like).
+pub(crate) const NO_TLS_FIX: &str = "this ft42 was built without TLS for PostgreSQL; rebuild it \
+     with `--features pg-tls` (cargo install --path crates/ft-cli --features pg-tls), or use \
+     sslmode=disable or sslmode=prefer on a trusted network";
 
 /// A validated database address: `postgres://USER[:PASS]@HOST[:PORT]/DB[?...]` (or
 /// `postgresql://`), `sqlite://PATH`, `sqlite:PATH` or a plain file path.
@@ -48,6 +62,9 @@ impl DatabaseUrl {
                 return Err(bad(
                     "the PostgreSQL URL has no host; expected postgres://USER@HOST:PORT/DB",
                 ));
+            }
+            if let Some(reason) = tls_refusal(&parsed, PG_TLS) {
+                return Err(bad(&reason));
             }
             return Ok(DatabaseUrl {
                 raw: url.to_owned(),
@@ -137,6 +154,40 @@ impl fmt::Debug for DatabaseUrl {
     }
 }
 
+/// Why a PostgreSQL URL cannot be used by a build with (`tls_built_in`) or without TLS, if it
+/// cannot: it asks for TLS and the build has none. Follows libpq's reading of the query: the
+/// last value of a parameter counts, `ssl=true` and `requiressl=1` mean `sslmode=require`, and
+/// `sslrootcert=system`, `sslnegotiation=direct` and `sslcertmode=require` need TLS too.
+/// `sslmode=prefer` and `allow` (and no sslmode, which is `prefer`) connect in plain text.
+fn tls_refusal(url: &url::Url, tls_built_in: bool) -> Option<String> {
+    if tls_built_in {
+        return None;
+    }
+    // Parameter -> (value, as the user wrote it).
+    let mut params: BTreeMap<String, (String, String)> = BTreeMap::new();
+    for (key, value) in url.query_pairs() {
+        let written = format!("{key}={value}");
+        let (key, value) = match (&*key, &*value) {
+            ("ssl", "true") => ("sslmode", "require"),
+            ("requiressl", v) if v.starts_with('1') => ("sslmode", "require"),
+            ("requiressl", _) => ("sslmode", "prefer"),
+            (k, v) => (k, v),
+        };
+        params.insert(key.to_owned(), (value.to_owned(), written));
+    }
+    let asks = |key: &str, values: &[&str]| {
+        params
+            .get(key)
+            .filter(|(value, _)| values.contains(&value.as_str()))
+            .map(|(_, written)| written.clone())
+    };
+    let written = asks("sslmode", &["require", "verify-ca", "verify-full"])
+        .or_else(|| asks("sslrootcert", &["system"]))
+        .or_else(|| asks("sslnegotiation", &["direct"]))
+        .or_else(|| asks("sslcertmode", &["require"]))?;
+    Some(format!("it asks for TLS ({written}), but {NO_TLS_FIX}"))
+}
+
 /// The URL with any password replaced by `***`. Non-URL strings (paths) come back unchanged.
 pub fn redact_url(url: &str) -> String {
     match url::Url::parse(url) {
@@ -170,7 +221,7 @@ mod tests {
         let pg = DatabaseUrl::parse("postgres://u@h/db").unwrap();
         assert_eq!(pg.backend(), Backend::Postgres);
         assert_eq!(pg.sqlite_path(), None);
-        let pg = DatabaseUrl::parse("postgresql://u@h:5433/db?sslmode=require").unwrap();
+        let pg = DatabaseUrl::parse("postgresql://u@h:5433/db?sslmode=prefer").unwrap();
         assert_eq!(pg.backend(), Backend::Postgres);
         for (url, path) in [
             ("sqlite:///tmp/a.db", "/tmp/a.db"),
@@ -197,6 +248,79 @@ mod tests {
         ] {
             let err = DatabaseUrl::parse(url).unwrap_err().to_string();
             assert!(err.contains(expect), "{url}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_build_without_tls_refuses_urls_that_ask_for_it() {
+        let refusal = |url: &str, tls: bool| tls_refusal(&url::Url::parse(url).unwrap(), tls);
+        for (url, written) in [
+            ("postgres://u@h/db?sslmode=require", "sslmode=require"),
+            ("postgres://u@h/db?sslmode=verify-ca", "sslmode=verify-ca"),
+            (
+                "postgres://u@h/db?sslmode=verify-full",
+                "sslmode=verify-full",
+            ),
+            // libpq's other spellings, and the last value wins.
+            ("postgres://u@h/db?ssl=true", "ssl=true"),
+            ("postgres://u@h/db?requiressl=1", "requiressl=1"),
+            (
+                "postgres://u@h/db?sslmode=disable&sslmode=require",
+                "sslmode=require",
+            ),
+            (
+                "postgres://u@h/db?sslmode=verify%2Dfull",
+                "sslmode=verify-full",
+            ),
+            ("postgres://u@h/db?sslrootcert=system", "sslrootcert=system"),
+            (
+                "postgres://u@h/db?sslnegotiation=direct",
+                "sslnegotiation=direct",
+            ),
+            (
+                "postgres://u@h/db?sslcertmode=require",
+                "sslcertmode=require",
+            ),
+        ] {
+            let reason = refusal(url, false).unwrap_or_else(|| panic!("{url} was accepted"));
+            assert!(reason.contains(&format!("({written})")), "{url}: {reason}");
+            assert!(reason.contains("built without TLS"), "{reason}");
+            assert!(reason.contains("--features pg-tls"), "{reason}");
+            assert!(
+                reason.contains("sslmode=disable or sslmode=prefer"),
+                "{reason}"
+            );
+            // A build with TLS takes them all.
+            assert_eq!(refusal(url, true), None, "{url}");
+        }
+        for url in [
+            "postgres://u@h/db",
+            "postgres://u@h/db?sslmode=prefer",
+            "postgres://u@h/db?sslmode=allow",
+            "postgres://u@h/db?sslmode=disable",
+            "postgres://u@h/db?sslmode=require&sslmode=prefer",
+            "postgres://u@h/db?requiressl=0",
+            "postgres://u@h/db?ssl=false",
+            "postgres://u@h/db?sslrootcert=/etc/ca.pem",
+            "postgres://u@h/db?application_name=require",
+        ] {
+            assert_eq!(refusal(url, false), None, "{url}");
+        }
+    }
+
+    #[test]
+    fn the_tls_check_follows_the_build_and_hides_the_password() {
+        let url = "postgres://alice:hunter2@db.example/ft42?sslmode=verify-full";
+        let parsed = DatabaseUrl::parse(url);
+        if PG_TLS {
+            assert_eq!(parsed.unwrap().backend(), Backend::Postgres);
+        } else {
+            let err = parsed.unwrap_err();
+            assert!(matches!(err, StoreError::BadUrl { .. }), "{err}");
+            let message = err.to_string();
+            assert!(!message.contains("hunter2"), "{message}");
+            assert!(message.contains("alice:***@db.example"), "{message}");
+            assert!(message.contains("built without TLS"), "{message}");
         }
     }
 

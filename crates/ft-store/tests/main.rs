@@ -9,4 +9,5 @@ mod logs;
 mod ops;
 mod schema;
 mod tasks;
+mod tls;
 mod upsert;
