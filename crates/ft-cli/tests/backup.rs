@@ -56,7 +56,7 @@ fn snapshot(url: &str) -> Snapshot {
 }
 
 /// `ft42 backup keygen` in the sandbox; returns the identity file and the public key.
-async fn keygen(sb: &Sandbox, name: &str) -> (PathBuf, String) {
+pub(crate) async fn keygen(sb: &Sandbox, name: &str) -> (PathBuf, String) {
     let mut cmd = sb.ft42();
     cmd.args(["backup", "keygen", name]);
     let out = run(cmd).await.success();

@@ -6,6 +6,7 @@
 //! missing the test says so and passes, unless `FT42_REQUIRE_BROWSER=1` (set by `.ci/run`),
 //! which makes a missing browser a failure.
 
+use crate::backup::keygen;
 use crate::common;
 
 use std::io::{BufRead, BufReader};
@@ -161,15 +162,7 @@ async fn the_status_page_shows_the_mirror_in_headless_chromium() {
     point_at(&mut cmd, &sim);
     cmd.args(["sync", "all", "-q"]);
     run(cmd).await.success();
-    let mut cmd = sb.ft42();
-    cmd.args(["backup", "keygen", "backup.key"]);
-    let out = run(cmd).await.success();
-    let public = String::from_utf8_lossy(&out.get_output().stdout)
-        .lines()
-        .find_map(|l| l.strip_prefix("public key (for FT42_BACKUP_RECIPIENT): "))
-        .expect("keygen prints the public key")
-        .trim()
-        .to_owned();
+    let (_, public) = keygen(&sb, "backup.key").await;
     let mut cmd = sb.ft42();
     cmd.args(["backup", "-q"])
         .env("FT42_BACKUP_RECIPIENT", &public);
@@ -306,15 +299,7 @@ async fn the_daemon_serves_metrics_and_backs_up_alongside_its_first_sync() {
         .start()
         .await;
     let sb = Sandbox::new();
-    let mut cmd = sb.ft42();
-    cmd.args(["backup", "keygen", "backup.key"]);
-    let out = run(cmd).await.success();
-    let public = String::from_utf8_lossy(&out.get_output().stdout)
-        .lines()
-        .find_map(|l| l.strip_prefix("public key (for FT42_BACKUP_RECIPIENT): "))
-        .unwrap()
-        .trim()
-        .to_owned();
+    let (_, public) = keygen(&sb, "backup.key").await;
     let creds = sim.credentials();
     let env = [
         ("FT42_API_URL", sim.base_url().to_string()),

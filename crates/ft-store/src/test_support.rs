@@ -289,27 +289,7 @@ fn ensure_local_server() -> String {
     if !data.join("PG_VERSION").exists() {
         // A half-made data directory from an interrupted initdb is useless.
         let _ = fs::remove_dir_all(&data);
-        let out = pg_command(&bin, "initdb", as_postgres)
-            .arg("-D")
-            .arg(&data)
-            .args([
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "-E",
-                "UTF8",
-                "--locale=C",
-                "--no-sync",
-            ])
-            .stdin(Stdio::null())
-            .output()
-            .expect("running initdb");
-        assert!(
-            out.status.success(),
-            "initdb failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        initdb(&bin, &data, as_postgres);
     }
 
     // A server still running from this directory (on a port we lost track of) is stopped.
@@ -335,20 +315,8 @@ fn ensure_local_server() -> String {
              -c full_page_writes=off -c max_connections=300",
             root.display()
         );
-        let status = pg_command(&bin, "pg_ctl", as_postgres)
-            .arg("-D")
-            .arg(&data)
-            .arg("-l")
-            .arg(&log)
-            .arg("-o")
-            .arg(&options)
-            .args(["-w", "-t", "60", "start"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .expect("running pg_ctl start");
-        if status.success() && alive(port) {
+        let started = pg_start(&bin, &data, &log, &options, as_postgres);
+        if started && alive(port) {
             fs::write(&port_file, port.to_string())
                 .unwrap_or_else(|e| panic!("writing {}: {e}", port_file.display()));
             drop_leftover_databases(port);
@@ -404,6 +372,50 @@ impl std::fmt::Debug for OwnPgServer {
     }
 }
 
+/// `pg_ctl start`, waiting up to 60 s; whether the server started. Output goes to `log`: the
+/// server must not inherit our stdout/stderr (nextest would wait for them to close).
+fn pg_start(bin: &Path, data: &Path, log: &Path, options: &str, as_postgres: bool) -> bool {
+    pg_command(bin, "pg_ctl", as_postgres)
+        .arg("-D")
+        .arg(data)
+        .arg("-l")
+        .arg(log)
+        .arg("-o")
+        .arg(options)
+        .args(["-w", "-t", "60", "start"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("running pg_ctl start")
+        .success()
+}
+
+/// Makes a data directory for a loopback test server: trust authentication, UTF-8, C locale.
+fn initdb(bin: &Path, data: &Path, as_postgres: bool) {
+    let out = pg_command(bin, "initdb", as_postgres)
+        .arg("-D")
+        .arg(data)
+        .args([
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("running initdb");
+    assert!(
+        out.status.success(),
+        "initdb failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 impl OwnPgServer {
     /// Starts a server. `files` are written into the data directory first (mode 0600, owned by
     /// the server's user: what it asks of a private key), and `settings` are passed as
@@ -426,27 +438,7 @@ impl OwnPgServer {
         if as_postgres {
             chown_postgres(dir.path());
         }
-        let out = pg_command(&bin, "initdb", as_postgres)
-            .arg("-D")
-            .arg(&data)
-            .args([
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "-E",
-                "UTF8",
-                "--locale=C",
-                "--no-sync",
-            ])
-            .stdin(Stdio::null())
-            .output()
-            .expect("running initdb");
-        assert!(
-            out.status.success(),
-            "initdb failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        initdb(&bin, &data, as_postgres);
         for (name, contents) in files {
             let path = data.join(name);
             fs::write(&path, contents)
@@ -468,20 +460,14 @@ impl OwnPgServer {
         let log = dir.path().join("server.log");
         for _ in 0..3 {
             let port = free_port();
-            let status = pg_command(&bin, "pg_ctl", as_postgres)
-                .arg("-D")
-                .arg(&data)
-                .arg("-l")
-                .arg(&log)
-                .arg("-o")
-                .arg(format!("{options} -p {port}"))
-                .args(["-w", "-t", "60", "start"])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .expect("running pg_ctl start");
-            if status.success() {
+            let started = pg_start(
+                &bin,
+                &data,
+                &log,
+                &format!("{options} -p {port}"),
+                as_postgres,
+            );
+            if started {
                 return OwnPgServer {
                     dir,
                     bin,
