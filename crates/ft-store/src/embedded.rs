@@ -93,13 +93,30 @@ fn refresh_all(
     }
 }
 
+/// The user ids listed in a projects_user's `teams[].users[]`.
+fn team_members(row: &serde_json::Value) -> impl Iterator<Item = i64> + '_ {
+    row.get("teams")
+        .and_then(serde_json::Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|team| team.get("users").and_then(serde_json::Value::as_array))
+        .flatten()
+        .filter_map(|member| member.get("id").and_then(serde_json::Value::as_i64))
+}
+
 /// Rewrites the embedded copies of `users` (id, stored raw JSON) in one table; returns how many
 /// rows changed.
 macro_rules! refresh_table {
     ($conn:expr, $t:ident, $users:expr) => {{
-        use crate::schema::$t as t;
         let users: &std::collections::HashMap<i64, serde_json::Value> = $users;
         let ids: Vec<i64> = users.keys().copied().collect();
+        refresh_table!($conn, $t, users, &ids)
+    }};
+    // The rows of the users `$ids` (not necessarily those of `$users`: teammates).
+    ($conn:expr, $t:ident, $users:expr, $ids:expr) => {{
+        use crate::schema::$t as t;
+        let users: &std::collections::HashMap<i64, serde_json::Value> = $users;
+        let ids: &[i64] = $ids;
         let mut changed = 0;
         for chunk in ids.chunks(500) {
             let rows: Vec<(i64, String)> = t::table
@@ -126,11 +143,12 @@ macro_rules! refresh_table {
 }
 
 impl Store {
-    /// Brings the copies of these users embedded in their own rows (see [`EMBEDDING_USER`]) up
-    /// to date with their stored `users` row: every key of an embedded copy takes the stored
-    /// user's value. Teammates' projects_users rows, which list the user in their teams, are
-    /// not searched (they are found by their own user id only). Called for anonymised users (`3b3-<id>`), whose personal fields must not
-    /// survive anywhere in the mirror. Returns the rows rewritten; one transaction.
+    /// Brings the copies of these users embedded in other rows up to date with their stored
+    /// `users` row: every key of an embedded copy takes the stored user's value. Searched: the
+    /// users' own rows (see [`EMBEDDING_USER`]), and their teammates' projects_users rows,
+    /// which list them in `teams[].users[]` (teammates are read off the users' own
+    /// projects_users teams). Called for anonymised users (`3b3-<id>`), whose personal fields
+    /// must not survive anywhere in the mirror. Returns the rows rewritten; one transaction.
     pub fn refresh_embedded_users(&self, user_ids: &[i64]) -> Result<usize, StoreError> {
         if user_ids.is_empty() {
             return Ok(0);
@@ -150,12 +168,28 @@ impl Store {
                     }
                 }
             }
-            Ok::<usize, StoreError>(
-                refresh_table!(conn, cursus_users, &users)?
-                    + refresh_table!(conn, projects_users, &users)?
-                    + refresh_table!(conn, locations, &users)?
-                    + refresh_table!(conn, achievements_users, &users)?,
-            )
+            let own = refresh_table!(conn, cursus_users, &users)?
+                + refresh_table!(conn, projects_users, &users)?
+                + refresh_table!(conn, locations, &users)?
+                + refresh_table!(conn, achievements_users, &users)?;
+            // Teammates: everyone in a team of these users' projects_users rows.
+            let mut teammates = std::collections::BTreeSet::new();
+            let ids: Vec<i64> = users.keys().copied().collect();
+            for chunk in ids.chunks(500) {
+                use crate::schema::projects_users as pu;
+                let raws: Vec<String> = pu::table
+                    .filter(pu::user_id.eq_any(chunk))
+                    .select(pu::raw)
+                    .load(conn)
+                    .map_err(StoreError::q("read teams", "projects_users"))?;
+                for raw in raws {
+                    if let Ok(value) = serde_json::from_str::<serde_json::Value>(&raw) {
+                        teammates.extend(team_members(&value).filter(|id| !users.contains_key(id)));
+                    }
+                }
+            }
+            let teammates: Vec<i64> = teammates.into_iter().collect();
+            Ok::<usize, StoreError>(own + refresh_table!(conn, projects_users, &users, &teammates)?)
         })
     }
 }

@@ -3,6 +3,7 @@
 
 mod apply;
 mod common;
+mod embedded;
 mod engine_support;
 mod integrity_queries;
 mod logs;
