@@ -204,6 +204,17 @@ async fn the_status_page_shows_the_mirror_in_headless_chromium() {
         page.headers()["content-security-policy"],
         "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
     );
+    let head = client.head(format!("{url}/metrics")).send().await.unwrap();
+    assert_eq!(head.status().as_u16(), 200);
+    assert!(
+        head.headers()["content-length"]
+            .to_str()
+            .unwrap()
+            .parse::<usize>()
+            .unwrap()
+            > 0,
+        "HEAD keeps the length of the GET answer"
+    );
 
     let Some(browser) = chromium() else {
         return;
@@ -238,21 +249,43 @@ async fn the_status_page_shows_the_mirror_in_headless_chromium() {
     assert_eq!(fresh, cells, "every scope was just synced: {dom}");
     // The chart: 24 hourly bars; this hour's holds the sync's requests.
     assert_eq!(dom.matches("<rect class=\"bar\"").count(), 24, "{dom}");
-    let this_hour = chrono::Utc::now().format("%Y-%m-%dT%H:00").to_string();
-    let bar = dom
+    // The sync's requests are in the bars of the hours it ran in (one, or two across an hour).
+    let hours: Vec<String> = [runs[0].started_at, runs[0].finished_at.unwrap()]
+        .iter()
+        .map(|t| t.format("%Y-%m-%dT%H:00").to_string())
+        .collect();
+    let burned: u64 = dom
         .split("<rect class=\"bar\"")
-        .find(|b| b.contains(&format!("data-hour=\"{this_hour}\"")))
-        .expect("a bar for this hour");
-    let burned: u64 = bar
-        .split("data-requests=\"")
-        .nth(1)
-        .and_then(|r| r.split('"').next())
-        .and_then(|n| n.parse().ok())
-        .expect("data-requests");
-    // The sync may have started in the previous hour; this hour has at most all its requests.
+        .skip(1)
+        .filter(|bar| {
+            let mut hs = hours.clone();
+            hs.dedup();
+            hs.iter()
+                .any(|h| bar.contains(&format!("data-hour=\"{h}\"")))
+        })
+        .map(|bar| {
+            bar.split("data-requests=\"")
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .and_then(|n| n.parse::<u64>().ok())
+                .expect("data-requests")
+        })
+        .sum();
+    // Every logged request of the last 24 hours (the run's, less its token requests), and all
+    // of them in the run's hours.
+    let logged: i64 = store
+        .hourly_requests(chrono::Utc::now().naive_utc(), 24)
+        .unwrap()
+        .iter()
+        .map(|h| h.requests)
+        .sum();
     assert!(
-        burned > 0 && burned <= requests,
-        "{burned} of {requests} requests this hour"
+        logged > 0 && logged as u64 <= requests,
+        "{logged} of {requests}"
+    );
+    assert_eq!(
+        burned, logged as u64,
+        "the logged requests in the bars of {hours:?}"
     );
     // The run and the backup.
     assert!(dom.contains("<tr class=\"run\">"), "{dom}");
@@ -260,10 +293,11 @@ async fn the_status_page_shows_the_mirror_in_headless_chromium() {
         dom.contains(&format!("<td class=\"n\">{requests}</td>")),
         "{dom}"
     );
+    let made_at = json["last_backup"]["made_at"].as_str().unwrap();
     let backup_card = dom.split("id=\"backup\"").nth(1).unwrap();
     assert!(
-        backup_card.contains(&chrono::Utc::now().format("%Y-%m-%d").to_string()),
-        "{backup_card}"
+        backup_card.contains(&made_at[..16].replace('T', " ")),
+        "{made_at} in {backup_card}"
     );
 
     // The screenshot: the page paints, and the chart's bars are on it.
@@ -289,7 +323,8 @@ async fn the_status_page_shows_the_mirror_in_headless_chromium() {
 }
 
 /// `ft42 daemon --listen`: the status server answers while the daemon syncs; at start-up the
-/// daemon makes the backup it has never made, alongside the first sync; SIGTERM stops both.
+/// daemon makes the backup it has never made, alongside the first sync (done before the sync
+/// is); SIGTERM stops both.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_daemon_serves_metrics_and_backs_up_alongside_its_first_sync() {
     let sim = ft_sim::Sim::builder()
@@ -316,6 +351,7 @@ async fn the_daemon_serves_metrics_and_backs_up_alongside_its_first_sync() {
     let mut synced = false;
     let mut backed_up = false;
     let mut answered = 0;
+    let mut backed_up_during_the_sync = false;
     while !(synced && backed_up) {
         assert!(
             Instant::now() < deadline,
@@ -334,8 +370,15 @@ async fn the_daemon_serves_metrics_and_backs_up_alongside_its_first_sync() {
                     .any(|e| e.file_name().to_string_lossy().ends_with(".age"))
             })
             .unwrap_or(false);
+        backed_up_during_the_sync |= backed_up && !synced;
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // Alongside, not after: the backup was there before the first sync finished (it takes
+    // tens of seconds at the simulator's 2 requests/s; the backup of a small SQLite file, one).
+    assert!(
+        backed_up_during_the_sync,
+        "the start-up backup waited for the sync"
+    );
     eprintln!(
         "synced and backed up after {:?}, {answered} /metrics answers",
         started.elapsed()

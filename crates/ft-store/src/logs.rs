@@ -185,28 +185,43 @@ impl Store {
             .collect()
     }
 
-    /// The start of the newest run of `kind` that finished `ok` with these string `params`
-    /// (for example `[("what", "all"), ("mode", "full")]`): when the last nightly full sync
-    /// happened, for the daemon's catch-up after downtime.
-    pub fn last_ok_run(
+    /// The start of the newest run of `kind` that finished with one of `statuses` and has these
+    /// string `params` (for example `[("what", "all"), ("mode", "full")]`): when the last
+    /// nightly full sync happened, for the daemon's catch-up after downtime.
+    pub fn last_finished_run(
         &self,
         kind: &str,
+        statuses: &[&str],
         params: &[(&str, &str)],
     ) -> Result<Option<NaiveDateTime>, StoreError> {
-        // Narrowed in SQL on the first pair's text (JSON written by serde_json has no spaces),
-        // checked exactly on the parsed JSON.
-        let like = params
-            .first()
-            .map_or_else(|| "%".to_owned(), |(k, v)| format!("%\"{k}\":\"{v}\"%"));
-        let rows: Vec<(i64, NaiveDateTime, String)> = with_conn!(self, |conn| sync_runs::table
-            .filter(sync_runs::kind.eq(kind))
-            .filter(sync_runs::status.eq("ok"))
-            .filter(sync_runs::params.like(&like))
-            .order(sync_runs::id.desc())
-            .limit(50)
-            .select((sync_runs::id, sync_runs::started_at, sync_runs::params))
-            .load(conn)
-            .map_err(StoreError::q("read", "sync_runs")))?;
+        // Narrowed in SQL on each pair's text (serde_json writes no spaces), checked exactly on
+        // the parsed JSON.
+        let patterns: Vec<String> = params
+            .iter()
+            .map(|(k, v)| {
+                let pair = format!(
+                    "{}:{}",
+                    serde_json::Value::from(*k),
+                    serde_json::Value::from(*v)
+                );
+                format!("%{}%", like_escape(&pair))
+            })
+            .collect();
+        let rows: Vec<(i64, NaiveDateTime, String)> = with_conn!(self, |conn| {
+            let mut query = sync_runs::table
+                .filter(sync_runs::kind.eq(kind))
+                .filter(sync_runs::status.eq_any(statuses))
+                .into_boxed();
+            for pattern in &patterns {
+                query = query.filter(sync_runs::params.like(pattern.as_str()).escape('\\'));
+            }
+            query
+                .order(sync_runs::id.desc())
+                .limit(20)
+                .select((sync_runs::id, sync_runs::started_at, sync_runs::params))
+                .load(conn)
+                .map_err(StoreError::q("read", "sync_runs"))
+        })?;
         for (id, started_at, text) in rows {
             let json = parse_json("sync_runs", id, &text)?;
             if params
@@ -328,4 +343,16 @@ impl Store {
             .get_result(conn)
             .map_err(StoreError::q("count", "relation_queue")))
     }
+}
+
+/// `text` with LIKE's wildcards and escape character escaped (escape character `\`).
+fn like_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }

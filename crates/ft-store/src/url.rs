@@ -188,8 +188,37 @@ fn tls_refusal(url: &url::Url, tls_built_in: bool) -> Option<String> {
     Some(format!("it asks for TLS ({written}), but {NO_TLS_FIX}"))
 }
 
-/// The URL with any password replaced by `***`. Non-URL strings (paths) come back unchanged.
+/// The URL with any password replaced by `***`: the user info's, and libpq's `password` and
+/// `sslpassword` query parameters. Non-URL strings (paths) come back unchanged.
 pub fn redact_url(url: &str) -> String {
+    redact_query(&redact_userinfo(url))
+}
+
+/// Replaces the values of the `password` and `sslpassword` query parameters with `***`.
+fn redact_query(url: &str) -> String {
+    let Some((base, query)) = url.split_once('?') else {
+        return url.to_owned();
+    };
+    let (query, fragment) = match query.split_once('#') {
+        Some((q, f)) => (q, Some(f)),
+        None => (query, None),
+    };
+    let pairs: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((key, _)) if key == "password" || key == "sslpassword" => format!("{key}=***"),
+            _ => pair.to_owned(),
+        })
+        .collect();
+    let mut out = format!("{base}?{}", pairs.join("&"));
+    if let Some(fragment) = fragment {
+        out.push('#');
+        out.push_str(fragment);
+    }
+    out
+}
+
+fn redact_userinfo(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(mut parsed) if parsed.password().is_some() => {
             // set_password only fails for URLs that cannot have one, which is excluded above.
@@ -215,6 +244,22 @@ pub fn redact_url(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn passwords_in_the_query_are_redacted_too() {
+        assert_eq!(
+            redact_url("postgres://u:pw@h/db?sslmode=require&password=s3cret&sslpassword=k3y#x"),
+            "postgres://u:***@h/db?sslmode=require&password=***&sslpassword=***#x"
+        );
+        assert_eq!(
+            redact_url("postgres://u@h/db?password=s3cret"),
+            "postgres://u@h/db?password=***"
+        );
+        assert_eq!(
+            redact_url("sqlite://a.db?mode=rwc"),
+            "sqlite://a.db?mode=rwc"
+        );
+    }
 
     #[test]
     fn backends_and_paths() {

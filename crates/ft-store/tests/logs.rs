@@ -153,7 +153,7 @@ fn the_last_ok_run_with_given_params_is_found() {
         let full = |what: &str| serde_json::json!({"request": "..", "what": what, "mode": "full"});
         assert_eq!(
             store
-                .last_ok_run("sync", &[("mode", "full"), ("what", "all")])
+                .last_finished_run("sync", &["ok"], &[("mode", "full"), ("what", "all")])
                 .unwrap(),
             None
         );
@@ -178,14 +178,39 @@ fn the_last_ok_run_with_given_params_is_found() {
         let started = store.runs(10).unwrap().last().unwrap().started_at;
         assert_eq!(
             store
-                .last_ok_run("sync", &[("mode", "full"), ("what", "all")])
+                .last_finished_run("sync", &["ok"], &[("mode", "full"), ("what", "all")])
                 .unwrap(),
             Some(started),
             "{}",
             db.backend()
         );
         assert_eq!(
-            store.last_ok_run("worker", &[("mode", "full")]).unwrap(),
+            store
+                .last_finished_run("worker", &["ok"], &[("mode", "full")])
+                .unwrap(),
+            None
+        );
+        // A full sync with a failed task (`partial`) counts when asked for.
+        let partial = store.start_run("sync", &full("all")).unwrap();
+        store
+            .finish_run(partial, "partial", &serde_json::json!({}))
+            .unwrap();
+        let partial_at = store.runs(1).unwrap()[0].started_at;
+        assert_eq!(
+            store
+                .last_finished_run(
+                    "sync",
+                    &["ok", "partial"],
+                    &[("what", "all"), ("mode", "full")]
+                )
+                .unwrap(),
+            Some(partial_at)
+        );
+        // LIKE wildcards in a value match only themselves.
+        assert_eq!(
+            store
+                .last_finished_run("sync", &["ok", "partial"], &[("mode", "f_ll")])
+                .unwrap(),
             None
         );
     }

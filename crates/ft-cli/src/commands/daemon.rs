@@ -22,7 +22,7 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, DurationRound, Local, TimeDelta, TimeZone, Timelike, Utc};
+use chrono::{DateTime, DurationRound, Local, NaiveDateTime, TimeDelta, TimeZone, Timelike, Utc};
 use ft_sync::{Engine, Mode, SyncRequest, What};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -71,38 +71,71 @@ async fn run_job(
     result
 }
 
-/// The jobs due at any whole minute in `(after, upto]`, each once, in schedule order. Minutes
-/// are judged in `tz`'s wall-clock time (cron's rule), so a daylight-saving change neither
-/// repeats nor drops a job. A full sync due in the span replaces a delta due in it. At most the
-/// last day is looked at: after a longer gap every job is due at most once anyway.
-fn due_between<Tz: TimeZone>(
-    jobs: &[Job],
-    after: DateTime<Utc>,
-    upto: DateTime<Utc>,
-    tz: &Tz,
-) -> Vec<JobKind> {
-    let upto = minute_floor(upto);
-    let mut minute = minute_floor(after).max(upto - TimeDelta::days(1)) + TimeDelta::minutes(1);
-    let mut due = vec![false; jobs.len()];
-    while minute <= upto {
-        let local = minute.with_timezone(tz).naive_local();
-        let of_day = local.hour() * 60 + local.minute();
-        for (job, hit) in jobs.iter().zip(due.iter_mut()) {
-            *hit |= job.when.due_at(of_day);
+/// Which jobs are due, judged minute by minute: each whole UTC minute once (so a job's run
+/// time never swallows a schedule time: [`Ticker::advance`] over a span judges all of its
+/// minutes), matched against the schedule in `tz`'s wall-clock time, like cron. Interval jobs
+/// (`every 10m`) are due at the local minutes that are multiples of their interval. A daily job
+/// is due once the local time passes its time of day: when clocks go back, the repeated hour
+/// does not run it again; when they go forward over it, it runs right after the jump.
+struct Ticker<Tz: TimeZone> {
+    tz: Tz,
+    /// The last UTC minute judged.
+    judged: DateTime<Utc>,
+    /// The latest local wall-clock time judged (it stands still while a repeated hour passes).
+    high: NaiveDateTime,
+}
+
+impl<Tz: TimeZone> Ticker<Tz> {
+    /// A ticker that has judged every minute up to `now`.
+    fn new(tz: Tz, now: DateTime<Utc>) -> Ticker<Tz> {
+        let judged = minute_floor(now);
+        let high = judged.with_timezone(&tz).naive_local();
+        Ticker { tz, judged, high }
+    }
+
+    /// The jobs due at any whole minute after the last one judged, up to `upto`, each once,
+    /// in schedule order; a full sync due in the span replaces a delta due in it. At most the
+    /// last day is looked at: after a longer gap every job is due at most once anyway.
+    fn advance(&mut self, jobs: &[Job], upto: DateTime<Utc>) -> Vec<JobKind> {
+        let upto = minute_floor(upto);
+        let mut due = vec![false; jobs.len()];
+        let mut minute = self.judged.max(upto - TimeDelta::days(1)) + TimeDelta::minutes(1);
+        while minute <= upto {
+            let local = minute.with_timezone(&self.tz).naive_local();
+            for (job, hit) in jobs.iter().zip(due.iter_mut()) {
+                *hit |= match job.when {
+                    When::Daily { hour, minute } => daily_passed(self.high, local, hour, minute),
+                    when => when.due_at(local.hour() * 60 + local.minute()),
+                };
+            }
+            self.high = self.high.max(local);
+            minute += TimeDelta::minutes(1);
         }
-        minute += TimeDelta::minutes(1);
+        self.judged = self.judged.max(upto);
+        let mut kinds: Vec<JobKind> = jobs
+            .iter()
+            .zip(due)
+            .filter(|(_, hit)| *hit)
+            .map(|(job, _)| job.kind)
+            .collect();
+        // A full sync covers what a delta would do.
+        if kinds.contains(&JobKind::Full) {
+            kinds.retain(|k| *k != JobKind::Delta);
+        }
+        kinds
     }
-    let mut kinds: Vec<JobKind> = jobs
-        .iter()
-        .zip(due)
-        .filter(|(_, hit)| *hit)
-        .map(|(job, _)| job.kind)
-        .collect();
-    // A full sync covers what a delta would do.
-    if kinds.contains(&JobKind::Full) {
-        kinds.retain(|k| *k != JobKind::Delta);
+}
+
+/// Whether a local time of day `hour:minute` lies in `(after, upto]` (local wall-clock times).
+fn daily_passed(after: NaiveDateTime, upto: NaiveDateTime, hour: u8, minute: u8) -> bool {
+    let Some(time) = chrono::NaiveTime::from_hms_opt(u32::from(hour), u32::from(minute), 0) else {
+        return false;
+    };
+    let mut at = upto.date().and_time(time);
+    if at > upto {
+        at -= TimeDelta::days(1);
     }
-    kinds
+    at > after
 }
 
 /// The latest whole minute at or before `now` at which `when` was due (looking back one day
@@ -158,13 +191,23 @@ fn until_next_minute() -> Duration {
         .unwrap_or(Duration::from_secs(60))
 }
 
-/// When the last ok full sync of everything started, and the newest backup was made.
+/// When the last full sync of everything (ok or partial) started, and the newest backup was
+/// made.
 async fn history(settings: &Settings) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
-    let backup = crate::metrics::newest_backup(&settings.backup.dir).map(|t| t.and_utc());
+    let dir = settings.backup.dir.clone();
+    let backup = tokio::task::spawn_blocking(move || crate::metrics::newest_backup(&dir))
+        .await
+        .ok()
+        .flatten()
+        .map(|t| t.and_utc());
     let full = async {
         let store = super::support::open_store(settings).await?;
         super::support::blocking(move || {
-            Ok(store.last_ok_run("sync", &[("mode", "full"), ("what", "all")])?)
+            Ok(store.last_finished_run(
+                "sync",
+                &["ok", "partial"],
+                &[("mode", "full"), ("what", "all")],
+            )?)
         })
         .await
     };
@@ -178,7 +221,7 @@ async fn history(settings: &Settings) -> (Option<DateTime<Utc>>, Option<DateTime
     (full, backup)
 }
 
-/// Starts a backup alongside the syncs, unless one is still running.
+/// Starts a backup, unless one is still running.
 fn start_backup(
     settings: &Settings,
     stop: &watch::Receiver<bool>,
@@ -206,48 +249,105 @@ fn start_backup(
     }));
 }
 
+/// The backups' own schedule, beside the syncs': backups make no API request and read one
+/// consistent snapshot, so they never wait for a sync (a nightly full sync can take hours).
+/// `now` starts one at once (the start-up catch-up). Returns after the stop signal, once a
+/// running backup has stopped and cleaned up.
+async fn backup_schedule(
+    settings: Settings,
+    jobs: Vec<Job>,
+    stop: watch::Receiver<bool>,
+    now: bool,
+) {
+    let mut running = None;
+    if now {
+        start_backup(&settings, &stop, &mut running);
+    }
+    let mut ticker = Ticker::new(Local, Utc::now());
+    let mut wait = stop.clone();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(until_next_minute()) => {}
+            _ = wait.wait_for(|s| *s) => break,
+        }
+        // Sleeping can end a little early: judge the minute we meant to wake up in.
+        if !ticker
+            .advance(&jobs, Utc::now() + TimeDelta::seconds(1))
+            .is_empty()
+        {
+            start_backup(&settings, &stop, &mut running);
+        }
+    }
+    if let Some(task) = running {
+        let _ = task.await;
+    }
+}
+
 /// `ft42 daemon`.
 pub(crate) async fn daemon(settings: &Settings, args: &DaemonArgs) -> anyhow::Result<Exit> {
     let engine = engine(settings).await?;
-    let (stop_tx, stop_rx) = watch::channel(false);
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        let _ = stop_tx.send(true);
-    });
+    let stop_tx = std::sync::Arc::new(watch::channel(false).0);
+    let stop_rx = stop_tx.subscribe();
+    {
+        let stop_tx = stop_tx.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            let _ = stop_tx.send(true);
+        });
+    }
+    // The status server is for people and scrapers: if it cannot start, the mirror is still
+    // kept fresh (and the metrics file written); the error says why.
     let server = match args.listen {
-        Some(addr) => {
-            let server = crate::serve::Server::bind(settings, addr).await?;
-            crate::serve::announce(server.local_addr()?);
-            let mut stop = stop_rx.clone();
-            Some(tokio::spawn(server.serve(async move {
-                let _ = stop.wait_for(|s| *s).await;
-            })))
-        }
+        Some(addr) => match crate::serve::Server::bind(settings, addr).await {
+            Ok(server) => {
+                if let Ok(addr) = server.local_addr() {
+                    crate::serve::announce(addr);
+                }
+                let mut stop = stop_rx.clone();
+                Some(tokio::spawn(server.serve(async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })))
+            }
+            Err(error) => {
+                tracing::error!(error = %exit::one_line(&error), "status server not started; the daemon goes on without it");
+                None
+            }
+        },
         None => None,
     };
-    let jobs: Vec<Job> = settings.schedule.active().cloned().collect();
+    let (backup_jobs, jobs): (Vec<Job>, Vec<Job>) = settings
+        .schedule
+        .active()
+        .cloned()
+        .partition(|j| j.kind == JobKind::Backup);
     let names: Vec<String> = jobs
         .iter()
+        .chain(&backup_jobs)
         .map(|j| format!("{} {}", j.name, j.when))
         .collect();
     tracing::info!(schedule = %names.join(", "), "daemon started");
 
     let (last_full, newest_backup) = history(settings).await;
-    let mut judged = Utc::now();
-    let mut pending = startup_jobs(&jobs, judged, &Local, last_full, newest_backup);
+    let started = Utc::now();
+    let all: Vec<Job> = jobs.iter().chain(&backup_jobs).cloned().collect();
+    let mut pending = startup_jobs(&all, started, &Local, last_full, newest_backup);
     if pending.len() > 1 || pending[0] != JobKind::Delta {
         tracing::info!(jobs = ?pending, "catching up on jobs missed while the daemon was down");
     }
-    let mut backup: Option<JoinHandle<()>> = None;
+    let backup_now = pending.contains(&JobKind::Backup);
+    pending.retain(|k| *k != JobKind::Backup);
+    let backups = tokio::spawn(backup_schedule(
+        settings.clone(),
+        backup_jobs,
+        stop_rx.clone(),
+        backup_now,
+    ));
+    let mut ticker = Ticker::new(Local, started);
     let mut last_maintenance = Utc::now().date_naive();
     loop {
         for kind in pending.drain(..) {
             if *stop_rx.borrow() {
                 break;
-            }
-            if kind == JobKind::Backup {
-                start_backup(settings, &stop_rx, &mut backup);
-                continue;
             }
             tracing::info!(job = ?kind, "job started");
             let outcome = run_job(&engine, kind, &settings.campuses, &stop_rx).await;
@@ -266,7 +366,9 @@ pub(crate) async fn daemon(settings: &Settings, args: &DaemonArgs) -> anyhow::Re
                     let class = exit::classify(&error);
                     tracing::error!(job = ?kind, error = %exit::one_line(&error), "job failed");
                     if class == Exit::Auth {
-                        let _ = finish(backup, server).await;
+                        // Stop the backup and the server too, then exit.
+                        let _ = stop_tx.send(true);
+                        finish(backups, server).await;
                         return Err(error.context("the daemon cannot go on without credentials"));
                     }
                 }
@@ -278,16 +380,16 @@ pub(crate) async fn daemon(settings: &Settings, args: &DaemonArgs) -> anyhow::Re
         let today = Utc::now().date_naive();
         if today != last_maintenance {
             last_maintenance = today;
-            if let Some(dir) = &settings.log_dir {
-                logging::maintain(dir, settings.log_retention_days, today);
+            if let Some(dir) = settings.log_dir.clone() {
+                let days = settings.log_retention_days;
+                let _ =
+                    tokio::task::spawn_blocking(move || logging::maintain(&dir, days, today)).await;
             }
         }
         // Jobs due while the last ones ran are due now, each once.
-        let now = Utc::now();
-        pending = due_between(&jobs, judged, now, &Local);
+        pending = ticker.advance(&jobs, Utc::now());
         if !pending.is_empty() {
             tracing::info!(jobs = ?pending, "running jobs whose time came while a job ran");
-            judged = now;
             continue;
         }
         let mut stop = stop_rx.clone();
@@ -296,20 +398,17 @@ pub(crate) async fn daemon(settings: &Settings, args: &DaemonArgs) -> anyhow::Re
             _ = stop.wait_for(|s| *s) => break,
         }
         // Sleeping can end a little early: judge the minute we meant to wake up in.
-        let now = Utc::now() + TimeDelta::seconds(1);
-        pending = due_between(&jobs, judged, now, &Local);
-        judged = now;
+        pending = ticker.advance(&jobs, Utc::now() + TimeDelta::seconds(1));
     }
-    finish(backup, server).await;
+    finish(backups, server).await;
     tracing::info!("daemon stopped");
     Ok(Exit::Ok)
 }
 
-/// Waits for a running backup (it stops and cleans up on the same signal) and the server.
-async fn finish(backup: Option<JoinHandle<()>>, server: Option<JoinHandle<()>>) {
-    if let Some(task) = backup {
-        let _ = task.await;
-    }
+/// Waits for the backup schedule (a running backup stops and cleans up on the stop signal) and
+/// stops the server.
+async fn finish(backups: JoinHandle<()>, server: Option<JoinHandle<()>>) {
+    let _ = backups.await;
     if let Some(task) = server {
         task.abort();
     }
@@ -324,10 +423,20 @@ mod tests {
         DateTime::parse_from_rfc3339(text).unwrap().to_utc()
     }
 
+    /// The jobs due in `(after, upto]`, from a fresh ticker in `tz`.
+    fn due_between<Tz: TimeZone>(
+        jobs: &[Job],
+        after: DateTime<Utc>,
+        upto: DateTime<Utc>,
+        tz: Tz,
+    ) -> Vec<JobKind> {
+        Ticker::new(tz, after).advance(jobs, upto)
+    }
+
     #[test]
     fn due_jobs_follow_the_schedule() {
         let jobs = ScheduleConfig::default().jobs;
-        let minute = |t: &str| due_between(&jobs, at(t) - TimeDelta::minutes(1), at(t), &Utc);
+        let minute = |t: &str| due_between(&jobs, at(t) - TimeDelta::minutes(1), at(t), Utc);
         // 00:00: every interval job is due; 00:05 only the relation worker; 03:17 the full
         // sync, with no delta (not a multiple of 10 anyway).
         assert_eq!(
@@ -339,24 +448,17 @@ mod tests {
         assert_eq!(minute("2026-12-05T00:07:00Z"), vec![]);
         // 04:43: the nightly backup.
         assert_eq!(minute("2026-12-05T04:43:00Z"), vec![JobKind::Backup]);
-        // Seconds into the minute do not matter; the previous minute is not judged twice.
+        // Seconds into the minute do not matter; a minute is judged once.
+        let mut ticker = Ticker::new(Utc, at("2026-12-05T00:04:10Z"));
         assert_eq!(
-            due_between(
-                &jobs,
-                at("2026-12-05T00:04:10Z"),
-                at("2026-12-05T00:05:59Z"),
-                &Utc
-            ),
+            ticker.advance(&jobs, at("2026-12-05T00:05:59Z")),
             vec![JobKind::Relations]
         );
+        assert_eq!(ticker.advance(&jobs, at("2026-12-05T00:05:59Z")), vec![]);
         assert_eq!(
-            due_between(
-                &jobs,
-                at("2026-12-05T00:05:00Z"),
-                at("2026-12-05T00:05:59Z"),
-                &Utc
-            ),
-            vec![]
+            ticker.advance(&jobs, at("2026-12-05T00:04:00Z")),
+            vec![],
+            "no going back"
         );
     }
 
@@ -372,7 +474,7 @@ mod tests {
                 &jobs,
                 at("2026-12-05T03:19:00Z"),
                 at("2026-12-05T03:20:00Z"),
-                &Utc
+                Utc
             ),
             vec![JobKind::Full, JobKind::Relations]
         );
@@ -388,7 +490,7 @@ mod tests {
                 &jobs,
                 at("2026-12-05T01:00:00Z"),
                 at("2026-12-05T02:35:20Z"),
-                &Utc
+                Utc
             ),
             vec![JobKind::Delta, JobKind::Relations]
         );
@@ -398,7 +500,7 @@ mod tests {
                 &jobs,
                 at("2026-12-05T02:50:00Z"),
                 at("2026-12-05T05:00:00Z"),
-                &Utc
+                Utc
             ),
             vec![JobKind::Full, JobKind::Relations, JobKind::Backup]
         );
@@ -408,7 +510,7 @@ mod tests {
                 &jobs,
                 at("2026-12-03T05:00:00Z"),
                 at("2026-12-05T05:00:00Z"),
-                &Utc
+                Utc
             ),
             vec![JobKind::Full, JobKind::Relations, JobKind::Backup]
         );
@@ -424,13 +526,108 @@ mod tests {
                 &jobs,
                 at("2026-12-05T02:16:00Z"),
                 at("2026-12-05T02:17:00Z"),
-                &paris_winter
+                paris_winter
             ),
             vec![JobKind::Full]
         );
         assert_eq!(
             last_due(jobs[0].when, at("2026-12-05T12:00:00Z"), &paris_winter),
             Some(at("2026-12-05T02:17:00Z"))
+        );
+    }
+
+    /// Europe/Paris-like rules: UTC+2 until 2026-10-25 01:00 UTC, UTC+1 after; UTC+1 until
+    /// 2027-03-28 01:00 UTC, UTC+2 after.
+    #[derive(Clone, Copy)]
+    struct Paris;
+
+    impl Paris {
+        fn offset_at(utc: NaiveDateTime) -> chrono::FixedOffset {
+            let fall = at("2026-10-25T01:00:00Z").naive_utc();
+            let spring = at("2027-03-28T01:00:00Z").naive_utc();
+            let hours = if utc >= fall && utc < spring { 1 } else { 2 };
+            chrono::FixedOffset::east_opt(hours * 3600).unwrap()
+        }
+    }
+
+    impl TimeZone for Paris {
+        type Offset = chrono::FixedOffset;
+        fn from_offset(_: &chrono::FixedOffset) -> Paris {
+            Paris
+        }
+        fn offset_from_local_date(
+            &self,
+            _: &chrono::NaiveDate,
+        ) -> chrono::LocalResult<chrono::FixedOffset> {
+            unimplemented!("not used by the ticker")
+        }
+        fn offset_from_local_datetime(
+            &self,
+            _: &NaiveDateTime,
+        ) -> chrono::LocalResult<chrono::FixedOffset> {
+            unimplemented!("not used by the ticker")
+        }
+        fn offset_from_utc_date(&self, _: &chrono::NaiveDate) -> chrono::FixedOffset {
+            unimplemented!("not used by the ticker")
+        }
+        fn offset_from_utc_datetime(&self, utc: &NaiveDateTime) -> chrono::FixedOffset {
+            Paris::offset_at(*utc)
+        }
+    }
+
+    /// Minute by minute through a day, as the daemon does: the UTC minutes a daily job ran.
+    fn daily_runs(job: When, from: &str, to: &str) -> Vec<DateTime<Utc>> {
+        let jobs = vec![Job {
+            kind: JobKind::Full,
+            name: "full",
+            when: job,
+            args: Vec::new(),
+        }];
+        let mut ticker = Ticker::new(Paris, at(from));
+        let mut runs = Vec::new();
+        let mut minute = at(from);
+        while minute < at(to) {
+            minute += TimeDelta::minutes(1);
+            if !ticker.advance(&jobs, minute).is_empty() {
+                runs.push(minute);
+            }
+        }
+        runs
+    }
+
+    #[test]
+    fn daylight_saving_neither_repeats_nor_drops_a_daily_job() {
+        let half_past_two = When::Daily {
+            hour: 2,
+            minute: 30,
+        };
+        // Clocks go back at 03:00 local (01:00 UTC): 02:30 local comes twice; once is run.
+        assert_eq!(
+            daily_runs(
+                half_past_two,
+                "2026-10-24T20:00:00Z",
+                "2026-10-25T20:00:00Z"
+            ),
+            vec![at("2026-10-25T00:30:00Z")]
+        );
+        // Clocks go forward at 02:00 local (01:00 UTC): 02:30 local never comes; the job runs
+        // at the jump (03:00 local), like cron.
+        assert_eq!(
+            daily_runs(
+                half_past_two,
+                "2027-03-27T20:00:00Z",
+                "2027-03-28T20:00:00Z"
+            ),
+            vec![at("2027-03-28T01:00:00Z")]
+        );
+        // An ordinary day: once, at 02:30 local.
+        assert_eq!(
+            daily_runs(
+                half_past_two,
+                "2026-12-04T20:00:00Z",
+                "2026-12-05T20:00:00Z"
+            ),
+            vec![at("2026-12-05T01:30:00Z")]
         );
     }
 

@@ -148,8 +148,7 @@ fn text(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) 
 const PLAIN: &str = "text/plain; charset=utf-8";
 
 async fn answer(req: Request<Incoming>, state: Arc<State>) -> Result<Answer, Infallible> {
-    let head = req.method() == Method::HEAD;
-    if req.method() != Method::GET && !head {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
         let mut res = text(
             StatusCode::METHOD_NOT_ALLOWED,
             PLAIN,
@@ -161,7 +160,7 @@ async fn answer(req: Request<Incoming>, state: Arc<State>) -> Result<Answer, Inf
     }
     let path = req.uri().path().to_owned();
     let started = std::time::Instant::now();
-    let mut res = match path.as_str() {
+    let res = match path.as_str() {
         "/" | "/index.html" => {
             read(&state, "text/html; charset=utf-8", |store, settings| {
                 let report = crate::commands::status::collect(store, settings)?;
@@ -197,14 +196,12 @@ async fn answer(req: Request<Incoming>, state: Arc<State>) -> Result<Answer, Inf
         ms = started.elapsed().as_millis() as u64,
         "status server answered"
     );
-    if head {
-        *res.body_mut() = Full::new(Bytes::new());
-    }
+    // hyper sends no body for HEAD and keeps the length of the GET answer.
     Ok(res)
 }
 
-/// Runs a database read off the runtime's threads; a failure is a 500 with the one-line cause
-/// (URLs in store errors are already redacted) and an error in the log.
+/// Runs a database read off the runtime's threads; a failure is a 500 that points at the log,
+/// where the cause is (the page has no login: hosts, users and paths stay in the log).
 async fn read(
     state: &Arc<State>,
     content_type: &'static str,
@@ -220,7 +217,11 @@ async fn read(
         Err(error) => {
             let line = crate::exit::one_line(&error.context("cannot read the status"));
             tracing::error!(error = %line, "status server: read failed");
-            text(StatusCode::INTERNAL_SERVER_ERROR, PLAIN, line + "\n")
+            text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                PLAIN,
+                "cannot read the mirror's status; the ft42 log says why\n",
+            )
         }
     }
 }
