@@ -100,3 +100,114 @@ async fn an_undecodable_row_is_quarantined_and_its_page_commits_without_it() {
         assert!(!report.findings.iter().any(|f| f.check == "quarantine"));
     }
 }
+
+/// achievements_users has no campus filter: a delta of one campus reads the network-wide
+/// window and skips the rows of other campuses' users. A bad row of another campus's user is
+/// skipped with them, not quarantined (this mirror would never store it, so it would never be
+/// released); a bad row of one of the campus's own users is quarantined.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_row_of_another_campus_in_the_network_wide_window_is_not_quarantined() {
+    for db in TestDb::all() {
+        let sim = common::sim(62, 2, 30).await;
+        let campus = sim.truth().ids("campuses")[0];
+        let config = ft_sync::EngineConfig {
+            worker_id: format!("test-{}", std::process::id()),
+            freshness: std::collections::BTreeMap::new(),
+            ..ft_sync::EngineConfig::default()
+        };
+        let clock = sim.clone();
+        let engine = ft_sync::Engine::new(
+            common::client_for(&sim, common::test_limits()),
+            db.store().clone(),
+            config,
+        )
+        .with_clock(std::sync::Arc::new(move || clock.now()));
+        let run = |what, mode| {
+            engine.sync(
+                SyncRequest::new(what, mode).campuses([campus]),
+                progress::discard(),
+                std::future::pending(),
+            )
+        };
+        for what in [What::Users, What::Relations] {
+            let summary = run(what, Mode::Full).await.expect("full sync");
+            assert_eq!(summary.tasks_failed, 0, "{:?}", summary.errors);
+        }
+        let ours: std::collections::HashSet<i64> = db
+            .store()
+            .raw_rows(Table::Users)
+            .expect("users")
+            .iter()
+            .map(|r| r.id)
+            .collect();
+
+        // Drift a few achievements_users (the window must fit one page, so that the delta
+        // reads it rather than its users' batches), then spoil one changed row of one of our
+        // users and one of another campus's user.
+        let report = sim.drift(ft_sim::Drift {
+            update_fraction: 0.05,
+            ..ft_sim::Drift::default()
+        });
+        let changed = &report.updated["achievements_users"];
+        assert!(changed.len() <= 100, "{} rows changed", changed.len());
+        let truth = sim.truth();
+        let user_of = |id: i64| {
+            truth
+                .table("achievements_users")
+                .iter()
+                .find(|r| r["id"] == id)
+                .and_then(|r| r["user_id"].as_i64())
+                .expect("a changed row with a user")
+        };
+        let mine = changed
+            .iter()
+            .map(|&id| user_of(id))
+            .find(|u| ours.contains(u));
+        let theirs = changed
+            .iter()
+            .map(|&id| user_of(id))
+            .find(|u| !ours.contains(u));
+        let (Some(mine), Some(theirs)) = (mine, theirs) else {
+            panic!("the drift changed rows of both campuses' users: {changed:?}");
+        };
+        sim.set_traps(Traps {
+            poison_achievements_of: vec![mine, theirs],
+            ..Traps::default()
+        });
+        let before = sim.ledger().len();
+        let summary = run(What::Relations, Mode::Delta).await.expect("delta");
+        assert_eq!(summary.tasks_failed, 0, "{:?}", summary.errors);
+        assert!(
+            sim.ledger()[before..]
+                .iter()
+                .any(|e| e.path == "/v2/achievements_users"
+                    && e.query.contains("range%5Bupdated_at%5D")
+                    && !e.query.contains("filter%5Buser_id%5D")),
+            "the delta read the network-wide window"
+        );
+
+        let quarantined = db.store().quarantined(100).expect("quarantine");
+        let spoiled_of = |user: i64| -> Vec<i64> {
+            changed
+                .iter()
+                .copied()
+                .filter(|&id| user_of(id) == user)
+                .collect()
+        };
+        let mut ids: Vec<i64> = quarantined.iter().filter_map(|q| q.item_id).collect();
+        ids.sort_unstable();
+        assert!(
+            quarantined
+                .iter()
+                .all(|q| q.resource == "achievements_users"),
+            "{quarantined:?}"
+        );
+        let mut expected = spoiled_of(mine);
+        expected.sort_unstable();
+        assert_eq!(
+            ids, expected,
+            "only our user's changed rows are quarantined"
+        );
+        assert!(!spoiled_of(theirs).is_empty());
+    }
+}

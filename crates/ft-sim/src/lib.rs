@@ -115,7 +115,9 @@
 //!   and embedded), `page_size_limits` (`/v2/projects` and `/v2/cursus/:id/projects` above 30
 //!   per page: a short stall, then an nginx HTML 504), `cut_body_rate` (200 bodies cut
 //!   mid-JSON with `Connection: close`), `poison_user_ids` (those users' rows in user listings
-//!   carry a numeric `login`: one row no client decodes, in a good page; not in the preset), and
+//!   carry a numeric `login`: one row no client decodes, in a good page; not in the preset),
+//!   `poison_achievements_of` (those users' achievements_users rows carry a string
+//!   `achievement_id`; not in the preset), and
 //!   [`TrapDrift`] (anonymisations, deletions of
 //!   coalitions_users and closed locations, replaced projects_users, campus transfers), added
 //!   to every drift step when set in [`Traps::drift`] or applied once with

@@ -53,6 +53,10 @@ pub struct Traps {
     /// otherwise good page (the real API has served such rows after data migrations). Their
     /// detail route and every embedded copy stay well-formed.
     pub poison_user_ids: Vec<i64>,
+    /// Users whose rows in `/v2/achievements_users` carry an `achievement_id` that is a
+    /// string instead of a number (undecodable, with `user_id` still readable). That listing
+    /// has no campus filter, so a mirror of some campuses meets other campuses' bad rows too.
+    pub poison_achievements_of: Vec<i64>,
     /// Drift applied on top of every drift step ([`crate::SimHandle::drift`] and background
     /// drift). All zero by default.
     pub drift: TrapDrift,
@@ -136,6 +140,7 @@ impl Traps {
             ],
             cut_body_rate: 0.02,
             poison_user_ids: Vec::new(),
+            poison_achievements_of: Vec::new(),
             drift: TrapDrift {
                 anonymise_users: 1,
                 delete_coalitions_users: 1,
@@ -230,17 +235,34 @@ fn is_anonymised(store: &Store, id: i64) -> bool {
         .is_some_and(|row| row.data.is_anonymised())
 }
 
-/// Spoils the rows of [`Traps::poison_user_ids`] in a user listing's page.
+/// Spoils the rows of [`Traps::poison_user_ids`] in a user listing's page, and those of
+/// [`Traps::poison_achievements_of`] in an achievements_users page.
 pub(crate) fn poison_items(state: &State, path: &str, items: &mut [serde_json::Value]) {
-    let poisoned = &state.traps.config.poison_user_ids;
-    if poisoned.is_empty()
-        || !(route_matches("/v2/users", path) || route_matches("/v2/campus/*/users", path))
-    {
+    let traps = &state.traps.config;
+    let (poisoned, key, field, bad) =
+        if route_matches("/v2/users", path) || route_matches("/v2/campus/*/users", path) {
+            (
+                &traps.poison_user_ids,
+                "id",
+                "login",
+                serde_json::json!(4242),
+            )
+        } else if route_matches("/v2/achievements_users", path) {
+            (
+                &traps.poison_achievements_of,
+                "user_id",
+                "achievement_id",
+                serde_json::json!("forty-two"),
+            )
+        } else {
+            return;
+        };
+    if poisoned.is_empty() {
         return;
     }
     for item in items {
-        if item["id"].as_i64().is_some_and(|id| poisoned.contains(&id)) {
-            item["login"] = serde_json::json!(4242);
+        if item[key].as_i64().is_some_and(|id| poisoned.contains(&id)) {
+            item[field] = bad.clone();
         }
     }
 }

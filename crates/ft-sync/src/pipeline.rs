@@ -169,14 +169,6 @@ impl Fetched {
             }
             Err(e) => return Err(e),
         };
-        for q in &quarantine {
-            tracing::warn!(
-                table = table.as_str(),
-                id = q.item_id,
-                reason = %q.reason,
-                "a row the API sent cannot be stored; it is quarantined (see `ft42 status`) and the rest of its page is committed"
-            );
-        }
         Ok(Fetched {
             mapped,
             raw,
@@ -421,6 +413,15 @@ impl PassCtx<'_> {
                 .collect(),
             _ => Vec::new(),
         };
+        let quarantine = if keep_rows { quarantine } else { Vec::new() };
+        for q in &quarantine {
+            tracing::warn!(
+                table = table.as_str(),
+                id = q.item_id,
+                reason = %q.reason,
+                "a row the API sent cannot be stored; it is quarantined (see `ft42 status`) and the rest of its page is committed"
+            );
+        }
         let kept = raw.len() as u64;
         let mark_deleted = (!deleted.is_empty()).then_some((table, deleted));
         let (cursor, also_cursors, drop_cursor) = self.spread_completion(cursor);
@@ -434,7 +435,7 @@ impl PassCtx<'_> {
             also,
             also_cursors,
             drop_cursor,
-            quarantine: if keep_rows { quarantine } else { Vec::new() },
+            quarantine,
         };
         if let Some(archive) = self.archive.cloned() {
             let (scope, task_id) = (self.scope.clone(), self.fence.task_id);

@@ -97,11 +97,27 @@ impl Model for AchievementsOf<'_> {
             let page = client
                 .get_page_lenient::<AchievementsUser>(path, query)
                 .await?;
-            Fetched::map(page, ACHIEVEMENTS_USERS.map, |a| {
+            let mut fetched = Fetched::map(page, ACHIEVEMENTS_USERS.map, |a| {
                 a.user_id.is_some_and(|u| self.users.contains(&u))
-            })
+            })?;
+            // A row that did not decode is skipped like the others when its `user_id` can be
+            // read and is not one of these users': another campus's bad row is not ours to
+            // quarantine (it would never be released by this mirror).
+            fetched
+                .quarantine
+                .retain(|q| user_id_of(&q.raw).is_none_or(|u| self.users.contains(&u)));
+            Ok(fetched)
         })
     }
+}
+
+/// The `user_id` of a raw row, when it is there and a number.
+fn user_id_of(raw: &str) -> Option<i64> {
+    #[derive(serde::Deserialize)]
+    struct UserId {
+        user_id: Option<serde_json::Value>,
+    }
+    serde_json::from_str::<UserId>(raw).ok()?.user_id?.as_i64()
 }
 
 /// achievements_users of a campus: the API has no campus filter for them, so a full pass reads
