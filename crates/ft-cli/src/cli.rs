@@ -6,6 +6,7 @@
 //! behaviour are those of the matching `ft42` subcommand.
 
 use std::path::PathBuf;
+use std::sync::LazyLock;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -23,11 +24,22 @@ Exit codes:
 Settings come from flags, then FT42_* environment variables, then the config file
 (--config / FT42_CONFIG, TOML), then defaults. See docs/CLI.md.";
 
+/// `--version`: the version and whether this build can reach PostgreSQL over TLS (read from
+/// ft-store, so a build that enabled `ft-store/pg-tls` directly says so too).
+static VERSION: LazyLock<String> = LazyLock::new(|| {
+    let tls = if ft_store::PG_TLS {
+        "PostgreSQL TLS: yes"
+    } else {
+        "PostgreSQL TLS: no, build with --features pg-tls for sslmode=require"
+    };
+    format!("{} ({tls})", env!("CARGO_PKG_VERSION"))
+});
+
 /// Mirror the 42 intra API into SQLite or PostgreSQL, and keep it fresh.
 #[derive(Debug, Parser)]
 #[command(
     name = "ft42",
-    version,
+    version = VERSION.as_str(),
     about,
     long_about = "Mirror the 42 intra API (users, cursus, projects, coalitions, locations) into \
                   SQLite or PostgreSQL, and keep it fresh within the API's rate limits.\n\n\

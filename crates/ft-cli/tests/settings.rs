@@ -84,6 +84,26 @@ fn default_log_dir_that_cannot_be_created_only_warns() {
 }
 
 #[test]
+fn version_says_whether_postgresql_tls_is_built_in() {
+    let sb = Sandbox::new();
+    let out = sb.ft42().arg("--version").assert().success();
+    let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    let want = if ft_store::PG_TLS {
+        "(PostgreSQL TLS: yes)"
+    } else {
+        "(PostgreSQL TLS: no, build with --features pg-tls"
+    };
+    assert!(
+        text.starts_with(&format!("ft42 {}", env!("CARGO_PKG_VERSION"))),
+        "{text}"
+    );
+    assert!(text.contains(want), "{text}");
+    // The thin binaries share the tree, and its version line.
+    let thin = sb.cmd("ft-users").arg("--version").assert().success();
+    assert!(String::from_utf8_lossy(&thin.get_output().stdout).contains(want));
+}
+
+#[test]
 fn thin_binary_is_the_subcommand() {
     let sb = Sandbox::new();
     let thin = sb.cmd("ft-users").arg("--help").assert().success();
