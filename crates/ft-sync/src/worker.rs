@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use ft_api::ApiError;
+use ft_api::{ApiError, PagingError};
 use ft_store::{ClaimedTask, Fence, Store};
 use tokio::sync::watch;
 
@@ -305,8 +305,16 @@ fn classify(e: &SyncError) -> Class {
         SyncError::Archive { .. } => Class::Fatal,
         // An inconsistent page (X-Total says more, the page is empty) may heal on a re-read.
         SyncError::Data { .. } => Class::Retry,
+        // A server that ignores `range[id]` inside an id window, or says one id holds more
+        // rows than a page, answers the same on every re-read: retrying would spend requests
+        // for minutes (8 attempts) before failing. The task ends now; the next run plans it
+        // again.
+        SyncError::Paging {
+            source: PagingError::OutsideWindow { .. } | PagingError::WindowCannotSplit { .. },
+            ..
+        } => Class::Permanent,
         // A page that breaks keyset paging (empty while rows remain, ids out of order) may
-        // be a passing glitch; a server that ignores sort keeps failing and the task ends.
+        // be a passing glitch (rows deleted mid-walk); one that keeps failing ends the task.
         SyncError::Paging { .. } => Class::Retry,
         SyncError::LeaseLost { .. }
         | SyncError::Invalid { .. }
@@ -344,6 +352,31 @@ fn spawn_heartbeat(store: Store, fence: Fence, lease: Duration) -> tokio::task::
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paging_errors_no_re_read_heals_end_the_task_at_once() {
+        let paging = |source| SyncError::Paging {
+            endpoint: "/v2/users".to_owned(),
+            source,
+        };
+        for source in [
+            PagingError::OutsideWindow {
+                lo: 1,
+                hi: 9,
+                id: 42,
+            },
+            PagingError::WindowCannotSplit { lo: 7, total: 500 },
+        ] {
+            assert!(matches!(classify(&paging(source)), Class::Permanent));
+        }
+        for source in [
+            PagingError::EmptyPage { remaining: 3 },
+            PagingError::NotAscending { previous: 5, id: 4 },
+            PagingError::BelowCursor { after: 5, id: 5 },
+        ] {
+            assert!(matches!(classify(&paging(source)), Class::Retry));
+        }
+    }
 
     #[test]
     fn retry_backoff_grows_and_is_capped() {
