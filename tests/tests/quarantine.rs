@@ -62,13 +62,7 @@ async fn an_undecodable_row_is_quarantined_and_its_page_commits_without_it() {
         assert_eq!(raw["login"], 4242, "kept exactly as received");
 
         // Every other user of the page is stored.
-        let stored: Vec<i64> = db
-            .store()
-            .raw_rows(Table::Users)
-            .expect("users")
-            .iter()
-            .map(|r| r.id)
-            .collect();
+        let stored = common::stored_ids(db.store(), Table::Users);
         let others: Vec<i64> = users.iter().copied().filter(|&u| u != poisoned).collect();
         assert!(
             others.iter().all(|u| stored.contains(u)),
@@ -110,18 +104,13 @@ async fn a_bad_row_of_another_campus_in_the_network_wide_window_is_not_quarantin
     for db in TestDb::all() {
         let sim = common::sim(62, 2, 30).await;
         let campus = sim.truth().ids("campuses")[0];
+        // Every resource refreshed on every run: the delta must not skip achievements_users.
         let config = ft_sync::EngineConfig {
-            worker_id: format!("test-{}", std::process::id()),
             freshness: std::collections::BTreeMap::new(),
             ..ft_sync::EngineConfig::default()
         };
-        let clock = sim.clone();
-        let engine = ft_sync::Engine::new(
-            common::client_for(&sim, common::test_limits()),
-            db.store().clone(),
-            config,
-        )
-        .with_clock(std::sync::Arc::new(move || clock.now()));
+        let client = common::client_for(&sim, common::test_limits());
+        let engine = common::engine_with(&sim, client, db.store().clone(), config);
         let run = |what, mode| {
             engine.sync(
                 SyncRequest::new(what, mode).campuses([campus]),
@@ -133,12 +122,8 @@ async fn a_bad_row_of_another_campus_in_the_network_wide_window_is_not_quarantin
             let summary = run(what, Mode::Full).await.expect("full sync");
             assert_eq!(summary.tasks_failed, 0, "{:?}", summary.errors);
         }
-        let ours: std::collections::HashSet<i64> = db
-            .store()
-            .raw_rows(Table::Users)
-            .expect("users")
-            .iter()
-            .map(|r| r.id)
+        let ours: std::collections::HashSet<i64> = common::stored_ids(db.store(), Table::Users)
+            .into_iter()
             .collect();
 
         // Drift a few achievements_users (the window must fit one page, so that the delta

@@ -6,8 +6,6 @@
 use crate::common;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::time::Duration;
 
 use common::{Embedded, assert_table_matches};
 use ft_sim::{Drift, SimHandle};
@@ -17,16 +15,17 @@ use ft_sync::{Engine, EngineConfig, Mode, SyncRequest, What, progress};
 
 /// An engine that archives into `export_dir` and refreshes every resource on every run.
 fn engine(sim: &SimHandle, store: Store, export_dir: &std::path::Path) -> Engine {
-    let client = common::client_for(sim, common::test_limits());
     let config = EngineConfig {
-        worker_id: format!("test-{}", std::process::id()),
-        lease: Duration::from_secs(30),
         export_dir: Some(export_dir.to_owned()),
         freshness: BTreeMap::new(),
         ..EngineConfig::default()
     };
-    let clock = sim.clone();
-    Engine::new(client, store, config).with_clock(Arc::new(move || clock.now()))
+    common::engine_with(
+        sim,
+        common::client_for(sim, common::test_limits()),
+        store,
+        config,
+    )
 }
 
 fn assert_all_match(store: &Store, sim: &SimHandle, embedded: Embedded) {

@@ -61,13 +61,33 @@ pub fn client_for(sim: &SimHandle, limits: Limits) -> FtClient {
 
 /// An engine over `store` that reads the simulator's clock.
 pub fn engine(sim: &SimHandle, client: FtClient, store: Store) -> Engine {
+    engine_with(sim, client, store, EngineConfig::default())
+}
+
+/// [`engine`] with `config`'s settings, but this process's worker id and a 30 s lease.
+pub fn engine_with(
+    sim: &SimHandle,
+    client: FtClient,
+    store: Store,
+    config: EngineConfig,
+) -> Engine {
     let config = EngineConfig {
         worker_id: format!("test-{}", std::process::id()),
         lease: Duration::from_secs(30),
-        ..EngineConfig::default()
+        ..config
     };
     let clock = sim.clone();
     Engine::new(client, store, config).with_clock(Arc::new(move || clock.now()))
+}
+
+/// The ids of a table's stored rows (deleted ones included), in the store's order.
+pub fn stored_ids(store: &Store, table: Table) -> Vec<i64> {
+    store
+        .raw_rows(table)
+        .expect("reading stored rows")
+        .iter()
+        .map(|r| r.id)
+        .collect()
 }
 
 /// Embedded copies of other rows (a cursus_user's `user`) are snapshots the API does not
