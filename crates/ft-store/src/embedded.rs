@@ -6,28 +6,26 @@
 
 use diesel::prelude::*;
 
+use crate::apply::IDS_PER_STATEMENT;
 use crate::error::StoreError;
 use crate::raw_json::RawJsonText;
-use crate::rows::Table;
 use crate::store::{Store, with_tx};
 
-/// The tables whose rows embed their user.
-pub const EMBEDDING_USER: [Table; 4] = [
-    Table::CursusUsers,
-    Table::ProjectsUsers,
-    Table::Locations,
-    Table::AchievementsUsers,
-];
-
-/// `embedded` with every key it shares with `user` set to `user`'s value; `None` when nothing
-/// changes.
-fn refreshed(embedded: &serde_json::Value, user: &serde_json::Value) -> Option<serde_json::Value> {
-    let (Some(copy), Some(user)) = (embedded.as_object(), user.as_object()) else {
-        return None;
+/// Sets the keys of `copy` that `user` has (all of them, or only those in `only`) to `user`'s
+/// values; returns whether anything changed.
+fn copy_user_fields(
+    copy: &mut serde_json::Map<String, serde_json::Value>,
+    user: &serde_json::Value,
+    only: Option<&[&str]>,
+) -> bool {
+    let Some(user) = user.as_object() else {
+        return false;
     };
-    let mut out = copy.clone();
     let mut changed = false;
-    for (key, value) in out.iter_mut() {
+    for (key, value) in copy.iter_mut() {
+        if only.is_some_and(|keys| !keys.contains(&key.as_str())) {
+            continue;
+        }
         if let Some(fresh) = user.get(key)
             && fresh != value
         {
@@ -35,7 +33,7 @@ fn refreshed(embedded: &serde_json::Value, user: &serde_json::Value) -> Option<s
             changed = true;
         }
     }
-    changed.then_some(serde_json::Value::Object(out))
+    changed
 }
 
 /// Refreshes, anywhere in `value`, each user object (one with an `id` and a `login`) of a user
@@ -45,35 +43,24 @@ fn refresh_all(
     value: &mut serde_json::Value,
     users: &std::collections::HashMap<i64, serde_json::Value>,
 ) -> bool {
+    let user_by = |map: &serde_json::Map<String, serde_json::Value>, key: &str| {
+        map.get(key)
+            .and_then(serde_json::Value::as_i64)
+            .and_then(|id| users.get(&id))
+    };
     match value {
         serde_json::Value::Object(map) => {
             // An achievements_user names its user by `user_id`, with the user's `login` and
             // `url` beside its own `id`: only those two are the user's.
             if map.contains_key("login")
-                && let Some(user) = map
-                    .get("user_id")
-                    .and_then(|id| id.as_i64())
-                    .and_then(|id| users.get(&id))
+                && let Some(user) = user_by(map, "user_id")
             {
-                let mut changed = false;
-                for key in ["login", "url"] {
-                    if let (Some(fresh), Some(old)) = (user.get(key), map.get_mut(key))
-                        && fresh != old
-                    {
-                        *old = fresh.clone();
-                        changed = true;
-                    }
-                }
-                return changed;
+                return copy_user_fields(map, user, Some(&["login", "url"]));
             }
             if map.contains_key("login")
-                && let Some(user) = map
-                    .get("id")
-                    .and_then(|id| id.as_i64())
-                    .and_then(|id| users.get(&id))
-                && let Some(fresh) = refreshed(&serde_json::Value::Object(map.clone()), user)
+                && let Some(user) = user_by(map, "id")
+                && copy_user_fields(map, user, None)
             {
-                *value = fresh;
                 return true;
             }
             let mut changed = false;
@@ -104,21 +91,17 @@ fn team_members(row: &serde_json::Value) -> impl Iterator<Item = i64> + '_ {
         .filter_map(|member| member.get("id").and_then(serde_json::Value::as_i64))
 }
 
-/// Rewrites the embedded copies of `users` (id, stored raw JSON) in one table; returns how many
-/// rows changed.
+/// Rewrites the embedded copies of `users` in the rows of the users `ids` (not necessarily
+/// those of `users`: teammates) in one table, calling `each` with every row read (its JSON,
+/// before the rewrite); returns how many rows changed.
 macro_rules! refresh_table {
-    ($conn:expr, $t:ident, $users:expr) => {{
-        let users: &std::collections::HashMap<i64, serde_json::Value> = $users;
-        let ids: Vec<i64> = users.keys().copied().collect();
-        refresh_table!($conn, $t, users, &ids)
-    }};
-    // The rows of the users `$ids` (not necessarily those of `$users`: teammates).
-    ($conn:expr, $t:ident, $users:expr, $ids:expr) => {{
+    ($conn:expr, $t:ident, $users:expr, $ids:expr, $each:expr) => {{
         use crate::schema::$t as t;
         let users: &std::collections::HashMap<i64, serde_json::Value> = $users;
         let ids: &[i64] = $ids;
+        let each: &mut dyn FnMut(&serde_json::Value) = $each;
         let mut changed = 0;
-        for chunk in ids.chunks(500) {
+        for chunk in ids.chunks(IDS_PER_STATEMENT) {
             let rows: Vec<(i64, String)> = t::table
                 .filter(t::user_id.eq_any(chunk))
                 .select((t::id, t::raw))
@@ -128,6 +111,7 @@ macro_rules! refresh_table {
                 let Ok(mut value) = serde_json::from_str::<serde_json::Value>(&raw) else {
                     continue;
                 };
+                each(&value);
                 if !refresh_all(&mut value, users) {
                     continue;
                 }
@@ -145,7 +129,8 @@ macro_rules! refresh_table {
 impl Store {
     /// Brings the copies of these users embedded in other rows up to date with their stored
     /// `users` row: every key of an embedded copy takes the stored user's value. Searched: the
-    /// users' own rows (see [`EMBEDDING_USER`]), and their teammates' projects_users rows,
+    /// users' own rows in cursus_users, projects_users, locations and achievements_users, and
+    /// their teammates' projects_users rows,
     /// which list them in `teams[].users[]` (teammates are read off the users' own
     /// projects_users teams). Called for anonymised users (`3b3-<id>`), whose personal fields
     /// must not survive anywhere in the mirror. Returns the rows rewritten; one transaction.
@@ -156,7 +141,7 @@ impl Store {
         with_tx!(self, |conn| {
             use crate::schema::users as u;
             let mut users = std::collections::HashMap::new();
-            for chunk in user_ids.chunks(500) {
+            for chunk in user_ids.chunks(IDS_PER_STATEMENT) {
                 let rows: Vec<(i64, String)> = u::table
                     .filter(u::id.eq_any(chunk))
                     .select((u::id, u::raw))
@@ -168,28 +153,19 @@ impl Store {
                     }
                 }
             }
-            let own = refresh_table!(conn, cursus_users, &users)?
-                + refresh_table!(conn, projects_users, &users)?
-                + refresh_table!(conn, locations, &users)?
-                + refresh_table!(conn, achievements_users, &users)?;
+            let ids: Vec<i64> = users.keys().copied().collect();
             // Teammates: everyone in a team of these users' projects_users rows.
             let mut teammates = std::collections::BTreeSet::new();
-            let ids: Vec<i64> = users.keys().copied().collect();
-            for chunk in ids.chunks(500) {
-                use crate::schema::projects_users as pu;
-                let raws: Vec<String> = pu::table
-                    .filter(pu::user_id.eq_any(chunk))
-                    .select(pu::raw)
-                    .load(conn)
-                    .map_err(StoreError::q("read teams", "projects_users"))?;
-                for raw in raws {
-                    if let Ok(value) = serde_json::from_str::<serde_json::Value>(&raw) {
-                        teammates.extend(team_members(&value).filter(|id| !users.contains_key(id)));
-                    }
-                }
-            }
+            let own = refresh_table!(conn, cursus_users, &users, &ids, &mut |_| {})?
+                + refresh_table!(conn, projects_users, &users, &ids, &mut |row| {
+                    teammates.extend(team_members(row).filter(|id| !users.contains_key(id)));
+                })?
+                + refresh_table!(conn, locations, &users, &ids, &mut |_| {})?
+                + refresh_table!(conn, achievements_users, &users, &ids, &mut |_| {})?;
             let teammates: Vec<i64> = teammates.into_iter().collect();
-            Ok::<usize, StoreError>(own + refresh_table!(conn, projects_users, &users, &teammates)?)
+            Ok::<usize, StoreError>(
+                own + refresh_table!(conn, projects_users, &users, &teammates, &mut |_| {})?,
+            )
         })
     }
 }
@@ -201,14 +177,20 @@ mod tests {
 
     #[test]
     fn only_the_keys_of_the_embedded_copy_are_refreshed() {
-        let copy = json!({"id": 7, "login": "jdoe", "url": "u/jdoe"});
         let user = json!({"id": 7, "login": "3b3-7", "url": "u/3b3-7", "email": "3b3-7@x"});
-        assert_eq!(
-            refreshed(&copy, &user),
-            Some(json!({"id": 7, "login": "3b3-7", "url": "u/3b3-7"}))
-        );
-        assert_eq!(refreshed(&user, &user), None);
-        assert_eq!(refreshed(&json!(null), &user), None);
+        let mut copy = json!({"id": 7, "login": "jdoe", "url": "u/jdoe"});
+        let map = copy.as_object_mut().unwrap();
+        assert!(copy_user_fields(map, &user, None));
+        assert_eq!(copy, json!({"id": 7, "login": "3b3-7", "url": "u/3b3-7"}));
+        let mut same = user.clone();
+        assert!(!copy_user_fields(
+            same.as_object_mut().unwrap(),
+            &user,
+            None
+        ));
+        assert_eq!(same, user);
+        let users = std::collections::HashMap::from([(7, user)]);
+        assert!(!refresh_all(&mut json!(null), &users));
     }
 
     #[test]

@@ -62,7 +62,6 @@ mod url;
 pub use apply::{ApplyOutcome, ApplyPage, Fence, FetchLogEntry};
 pub use backup::{MIGRATIONS_TABLE, latest_schema_version};
 pub use cursors::{Cursor, CursorUpdate};
-pub use embedded::EMBEDDING_USER;
 pub use error::StoreError;
 pub use freshness::{DEFAULT_GRACE, DEFAULT_REFRESH, Freshness};
 pub use lock::{LockWait, WriterLock};

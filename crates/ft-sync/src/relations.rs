@@ -111,13 +111,16 @@ impl Model for AchievementsOf<'_> {
     }
 }
 
-/// The `user_id` of a raw row, when it is there and a number.
+/// The `user_id` of a raw row, when it is there and a number (as ft-api reads a rejected
+/// item's `id`).
 fn user_id_of(raw: &str) -> Option<i64> {
     #[derive(serde::Deserialize)]
-    struct UserId {
-        user_id: Option<serde_json::Value>,
+    struct UserIdOnly {
+        user_id: i64,
     }
-    serde_json::from_str::<UserId>(raw).ok()?.user_id?.as_i64()
+    serde_json::from_str::<UserIdOnly>(raw)
+        .ok()
+        .map(|v| v.user_id)
 }
 
 /// achievements_users of a campus: the API has no campus filter for them, so a full pass reads
