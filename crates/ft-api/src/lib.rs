@@ -58,6 +58,7 @@ pub use pacer::{BucketParams, DEFAULT_JITTER_MARGIN};
 pub use page::{Links, Page, RejectedItem, RequestMeta};
 pub use pager::{
     ID_MAX, IdWindows, Identified, KeysetPager, PageStep, PagingError, check_ascending,
+    check_in_window,
 };
 pub use query::{DEFAULT_PER_PAGE, Query, rfc3339};
 pub use secret::{AccessToken, ClientId, ClientSecret};

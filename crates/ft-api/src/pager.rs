@@ -252,9 +252,7 @@ impl IdWindows {
         per_page: u32,
     ) -> Result<PageStep, PagingError> {
         let (lo, hi) = (self.lo, self.hi());
-        if let Some(&id) = ids.iter().find(|&&id| id < lo || id > hi) {
-            return Err(PagingError::OutsideWindow { lo, hi, id });
-        }
+        check_in_window(ids, lo, hi)?;
         let n = ids.len() as u64;
         let per_page = per_page.max(1);
         let complete = holds_all(n, total, per_page);
@@ -287,6 +285,14 @@ fn holds_all(n: u64, total: Option<u64>, per_page: u32) -> bool {
     match total {
         Some(total) => n >= total,
         None => n < u64::from(per_page.max(1)),
+    }
+}
+
+/// Checks that every id lies in the window `lo..=hi` asked for with `range[id]`.
+pub fn check_in_window(ids: &[i64], lo: i64, hi: i64) -> Result<(), PagingError> {
+    match ids.iter().find(|&&id| id < lo || id > hi) {
+        Some(&id) => Err(PagingError::OutsideWindow { lo, hi, id }),
+        None => Ok(()),
     }
 }
 

@@ -814,14 +814,14 @@ pub(crate) async fn keyset(ctx: &mut PassCtx<'_>, walk: Keyset<'_>) -> Result<Pa
         // count towards `X-Total` and the page's fullness, so the pager is told of the rows it
         // can see against what remains of the others.
         let unidentified = fetched.sent.saturating_sub(fetched.ids.len());
-        let (total, per_page) = (
+        let (visible_total, visible_per_page) = (
             fetched.total.map(|t| t.saturating_sub(unidentified as u64)),
             fetched
                 .per_page
                 .saturating_sub(u32::try_from(unidentified).unwrap_or(u32::MAX))
                 .max(1),
         );
-        let step = match walker.advance(&fetched.ids, total, per_page) {
+        let step = match walker.advance(&fetched.ids, visible_total, visible_per_page) {
             Ok(step) => step,
             Err(source @ (PagingError::NotAscending { .. } | PagingError::BelowCursor { .. }))
                 if matches!(walker, Walker::Keyset(_)) =>

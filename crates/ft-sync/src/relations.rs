@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 
 use ft_api::models::AchievementsUser;
-use ft_api::{FtClient, ID_MAX, PagingError, Query, check_ascending};
+use ft_api::{FtClient, ID_MAX, Query, check_ascending, check_in_window};
 use ft_store::{Column, CursorUpdate, IdsWhere, Table};
 
 use crate::blocking;
@@ -452,12 +452,10 @@ async fn check_scope(
         // `range[id]` must hold; `sort` may be ignored (the apidoc lists none for
         // projects_users): then a partial page proves nothing about which ids of the range it
         // covers, and the range is split until each part fits in one page.
-        if let Some(&id) = fetched.ids.iter().find(|&&id| id < lo || id > hi) {
-            return Err(SyncError::Paging {
-                endpoint: path.clone(),
-                source: PagingError::OutsideWindow { lo, hi, id },
-            });
-        }
+        check_in_window(&fetched.ids, lo, hi).map_err(|source| SyncError::Paging {
+            endpoint: path.clone(),
+            source,
+        })?;
         let sorted = check_ascending(&fetched.ids, Some(lo - 1)).is_ok();
         let page_ids: HashSet<i64> = fetched.ids.iter().copied().collect();
         // A row the API just served: the canary that confirms an all-missing candidate batch.
