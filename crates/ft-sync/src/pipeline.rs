@@ -70,23 +70,12 @@ impl Fetched {
     /// Maps a decoded page, keeping the items `keep` accepts (all ids are kept in `ids`). An
     /// item the client could not decode, or that does not map on its own, is quarantined and
     /// the rest of the page goes on.
-    pub(crate) fn map<M: Identified>(
+    pub(crate) fn map<M: Identified + TableOf>(
         page: Page<M>,
         map: fn(&Page<M>) -> Result<Mapped>,
         keep: impl Fn(&M) -> bool,
     ) -> Result<Fetched> {
-        // The mapping of no item: names the table, and starts the item-by-item fallback.
-        let empty = map(&Page {
-            items: Vec::new(),
-            raw: Vec::new(),
-            page: page.page,
-            per_page: page.per_page,
-            total: page.total,
-            links: page.links.clone(),
-            meta: page.meta.clone(),
-            rejected: Vec::new(),
-        })?;
-        let table = empty.rows.table();
+        let table = M::table();
         let mut quarantine: Vec<Quarantined> = page
             .rejected
             .iter()
@@ -138,7 +127,17 @@ impl Fetched {
                     meta,
                     ..
                 } = page;
-                let mut all = empty;
+                // The mapping of no item, to gather the items that map into.
+                let mut all = map(&Page {
+                    items: Vec::new(),
+                    raw: Vec::new(),
+                    page: page_no,
+                    per_page,
+                    total,
+                    links: links.clone(),
+                    meta: meta.clone(),
+                    rejected: Vec::new(),
+                })?;
                 let mut kept_raw = Vec::new();
                 for (item, raw) in items.into_iter().zip(raws) {
                     let id = item.id();
