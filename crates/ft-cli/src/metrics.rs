@@ -274,14 +274,11 @@ pub(crate) fn collect(
     Ok(render(&families))
 }
 
-/// When the newest backup in `dir` was made (UTC, from its file name).
+/// When the newest backup in `dir` was made (UTC, from its file name); `None` when there is
+/// none or the folder cannot be listed.
 pub(crate) fn newest_backup(dir: &Path) -> Option<NaiveDateTime> {
-    std::fs::read_dir(dir)
-        .ok()?
-        .flatten()
-        .filter_map(|e| crate::backup::rotation::parse_name(&e.file_name().to_string_lossy()))
-        .max()
-        .map(|t| t.naive_utc())
+    let (made_at, _) = crate::backup::newest_in(dir).ok()??;
+    Some(made_at.naive_utc())
 }
 
 /// Writes `text` to `path` atomically: a temporary file in the same folder, synced, renamed.
@@ -307,14 +304,18 @@ pub(crate) fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Writes the metrics file if one is configured. Errors name the file and the setting.
-pub(crate) async fn write(settings: &Settings) -> anyhow::Result<()> {
+/// Writes the metrics file if one is configured, reading `store` (the job's own; opened here
+/// when the job has none to lend). Errors name the file and the setting.
+pub(crate) async fn write(settings: &Settings, store: Option<&Store>) -> anyhow::Result<()> {
     let Some(path) = settings.metrics_file.clone() else {
         return Ok(());
     };
-    let store = crate::commands::support::open_store(settings).await?;
+    let store = match store {
+        Some(store) => store.clone(),
+        None => crate::commands::support::open_store(settings).await?,
+    };
     let s = settings.clone();
-    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+    crate::commands::support::blocking(move || {
         let text = collect(&store, &s, Utc::now().naive_utc())
             .context("cannot read the database for the metrics file")?;
         write_atomic(&path, &text).with_context(|| {
@@ -326,7 +327,6 @@ pub(crate) async fn write(settings: &Settings) -> anyhow::Result<()> {
         })
     })
     .await
-    .context("the metrics task panicked")?
 }
 
 /// Writes the metrics file after a one-shot job and folds the two outcomes: the job's failure
@@ -334,9 +334,10 @@ pub(crate) async fn write(settings: &Settings) -> anyhow::Result<()> {
 /// the command's error, so a broken metrics setup does not go unnoticed.
 pub(crate) async fn after_job<T>(
     settings: &Settings,
+    store: Option<&Store>,
     outcome: anyhow::Result<T>,
 ) -> anyhow::Result<T> {
-    match (write(settings).await, outcome) {
+    match (write(settings, store).await, outcome) {
         (Ok(()), outcome) => outcome,
         (Err(error), Ok(_)) => Err(error),
         (Err(error), Err(job)) => {
@@ -347,8 +348,8 @@ pub(crate) async fn after_job<T>(
 }
 
 /// Writes the metrics file after a daemon job; a failure is logged and the daemon goes on.
-pub(crate) async fn after_daemon_job(settings: &Settings) {
-    if let Err(error) = write(settings).await {
+pub(crate) async fn after_daemon_job(settings: &Settings, store: &Store) {
+    if let Err(error) = write(settings, Some(store)).await {
         tracing::error!(error = %crate::exit::one_line(&error), "cannot write the metrics file");
     }
 }

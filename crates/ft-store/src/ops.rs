@@ -9,7 +9,7 @@ use crate::store::{Store, with_conn};
 
 /// Requests sent in one clock hour (UTC), from the fetch log: each logged page counts once plus
 /// its retries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct HourlyRequests {
     /// Start of the hour (UTC).
     pub hour: NaiveDateTime,

@@ -512,25 +512,30 @@ fn stage(settings: &Settings, file: &Path, parent: &Path) -> anyhow::Result<Stag
 /// The newest backup in the backup folder.
 pub fn newest(settings: &Settings) -> anyhow::Result<PathBuf> {
     let dir = &settings.backup.dir;
-    let newest = fs::read_dir(dir)
-        .map_err(|e| {
-            usage(format!(
-                "cannot list the backup folder {} (FT42_BACKUP_DIR): {e}",
-                dir.display()
-            ))
-        })?
-        .flatten()
-        .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            rotation::parse_name(&name).map(|t| (t, e.path()))
-        })
-        .max();
+    let newest = newest_in(dir).map_err(|e| {
+        usage(format!(
+            "cannot list the backup folder {} (FT42_BACKUP_DIR): {e}",
+            dir.display()
+        ))
+    })?;
     newest.map(|(_, p)| p).ok_or_else(|| {
         usage(format!(
             "no backup in {} (FT42_BACKUP_DIR); make one with `ft42 backup`",
             dir.display()
         ))
     })
+}
+
+/// The newest backup in `dir` by the time in its name, with that time; `None` when there is
+/// none.
+pub(crate) fn newest_in(dir: &Path) -> std::io::Result<Option<(DateTime<Utc>, PathBuf)>> {
+    Ok(fs::read_dir(dir)?
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            rotation::parse_name(&name).map(|t| (t, e.path()))
+        })
+        .max())
 }
 
 fn sha256_file(path: &Path) -> std::io::Result<String> {

@@ -155,7 +155,7 @@ pub(crate) async fn backup(settings: &Settings, args: &BackupArgs) -> anyhow::Re
                 print_created(settings, &created);
                 Exit::Ok
             });
-            crate::metrics::after_job(settings, outcome).await
+            crate::metrics::after_job(settings, None, outcome).await
         }
         Some(BackupCommand::Verify(v)) => {
             let file = v.file.clone();

@@ -23,6 +23,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, DurationRound, Local, NaiveDateTime, TimeDelta, TimeZone, Timelike, Utc};
+use ft_store::Store;
 use ft_sync::{Engine, Mode, SyncRequest, What};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -64,7 +65,7 @@ async fn run_job(
         JobKind::Full => engine.sync(req(Mode::Full), tx, shutdown).await,
         JobKind::Delta => engine.sync(req(Mode::Auto), tx, shutdown).await,
         JobKind::Relations => engine.run_until_idle(true, tx, shutdown).await,
-        // Backups make no requests; the daemon loop runs them itself (see `daemon`).
+        // Never passed here: backups run on their own task (see `backup_schedule`).
         JobKind::Backup => Ok(ft_sync::RunSummary::default()),
     };
     reporter.finish().await;
@@ -193,25 +194,27 @@ fn until_next_minute() -> Duration {
 
 /// When the last full sync of everything (ok or partial) started, and the newest backup was
 /// made.
-async fn history(settings: &Settings) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
+async fn history(
+    settings: &Settings,
+    store: &Store,
+) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
     let dir = settings.backup.dir.clone();
-    let backup = tokio::task::spawn_blocking(move || crate::metrics::newest_backup(&dir))
+    let backup = tokio::task::spawn_blocking(move || crate::backup::newest_in(&dir))
         .await
         .ok()
+        .and_then(Result::ok)
         .flatten()
-        .map(|t| t.and_utc());
-    let full = async {
-        let store = super::support::open_store(settings).await?;
-        super::support::blocking(move || {
-            Ok(store.last_finished_run(
-                "sync",
-                &["ok", "partial"],
-                &[("mode", "full"), ("what", "all")],
-            )?)
-        })
-        .await
-    };
-    let full = match full.await {
+        .map(|(made_at, _)| made_at);
+    let store = store.clone();
+    let full = super::support::blocking(move || {
+        Ok(store.last_finished_run(
+            "sync",
+            &["ok", "partial"],
+            &[("mode", "full"), ("what", "all")],
+        )?)
+    })
+    .await;
+    let full = match full {
         Ok(t) => t.map(|t| t.and_utc()),
         Err(error) => {
             tracing::warn!(error = %exit::one_line(&error), "cannot read the run history; no catch-up");
@@ -224,6 +227,7 @@ async fn history(settings: &Settings) -> (Option<DateTime<Utc>>, Option<DateTime
 /// Starts a backup, unless one is still running.
 fn start_backup(
     settings: &Settings,
+    store: &Store,
     stop: &watch::Receiver<bool>,
     running: &mut Option<JoinHandle<()>>,
 ) {
@@ -231,7 +235,7 @@ fn start_backup(
         tracing::warn!("backup still running at its next scheduled time; this one is skipped");
         return;
     }
-    let settings = settings.clone();
+    let (settings, store) = (settings.clone(), store.clone());
     let mut stop = stop.clone();
     *running = Some(tokio::spawn(async move {
         tracing::info!(job = ?JobKind::Backup, "job started");
@@ -245,7 +249,7 @@ fn start_backup(
                 tracing::error!(job = ?JobKind::Backup, error = %exit::one_line(&error), "job failed");
             }
         }
-        crate::metrics::after_daemon_job(&settings).await;
+        crate::metrics::after_daemon_job(&settings, &store).await;
     }));
 }
 
@@ -255,13 +259,14 @@ fn start_backup(
 /// running backup has stopped and cleaned up.
 async fn backup_schedule(
     settings: Settings,
+    store: Store,
     jobs: Vec<Job>,
     stop: watch::Receiver<bool>,
     now: bool,
 ) {
     let mut running = None;
     if now {
-        start_backup(&settings, &stop, &mut running);
+        start_backup(&settings, &store, &stop, &mut running);
     }
     let mut ticker = Ticker::new(Local, Utc::now());
     let mut wait = stop.clone();
@@ -275,7 +280,7 @@ async fn backup_schedule(
             .advance(&jobs, Utc::now() + TimeDelta::seconds(1))
             .is_empty()
         {
-            start_backup(&settings, &stop, &mut running);
+            start_backup(&settings, &store, &stop, &mut running);
         }
     }
     if let Some(task) = running {
@@ -286,8 +291,7 @@ async fn backup_schedule(
 /// `ft42 daemon`.
 pub(crate) async fn daemon(settings: &Settings, args: &DaemonArgs) -> anyhow::Result<Exit> {
     let engine = engine(settings).await?;
-    let stop_tx = std::sync::Arc::new(watch::channel(false).0);
-    let stop_rx = stop_tx.subscribe();
+    let (stop_tx, stop_rx) = watch::channel(false);
     {
         let stop_tx = stop_tx.clone();
         tokio::spawn(async move {
@@ -315,21 +319,17 @@ pub(crate) async fn daemon(settings: &Settings, args: &DaemonArgs) -> anyhow::Re
         },
         None => None,
     };
-    let (backup_jobs, jobs): (Vec<Job>, Vec<Job>) = settings
-        .schedule
-        .active()
-        .cloned()
-        .partition(|j| j.kind == JobKind::Backup);
-    let names: Vec<String> = jobs
+    let all: Vec<Job> = settings.schedule.active().cloned().collect();
+    let names: Vec<String> = all
         .iter()
-        .chain(&backup_jobs)
         .map(|j| format!("{} {}", j.name, j.when))
         .collect();
     tracing::info!(schedule = %names.join(", "), "daemon started");
+    let (backup_jobs, jobs): (Vec<Job>, Vec<Job>) =
+        all.iter().cloned().partition(|j| j.kind == JobKind::Backup);
 
-    let (last_full, newest_backup) = history(settings).await;
+    let (last_full, newest_backup) = history(settings, engine.store()).await;
     let started = Utc::now();
-    let all: Vec<Job> = jobs.iter().chain(&backup_jobs).cloned().collect();
     let mut pending = startup_jobs(&all, started, &Local, last_full, newest_backup);
     if pending.len() > 1 || pending[0] != JobKind::Delta {
         tracing::info!(jobs = ?pending, "catching up on jobs missed while the daemon was down");
@@ -338,6 +338,7 @@ pub(crate) async fn daemon(settings: &Settings, args: &DaemonArgs) -> anyhow::Re
     pending.retain(|k| *k != JobKind::Backup);
     let backups = tokio::spawn(backup_schedule(
         settings.clone(),
+        engine.store().clone(),
         backup_jobs,
         stop_rx.clone(),
         backup_now,
@@ -351,7 +352,7 @@ pub(crate) async fn daemon(settings: &Settings, args: &DaemonArgs) -> anyhow::Re
             }
             tracing::info!(job = ?kind, "job started");
             let outcome = run_job(&engine, kind, &settings.campuses, &stop_rx).await;
-            crate::metrics::after_daemon_job(settings).await;
+            crate::metrics::after_daemon_job(settings, engine.store()).await;
             match outcome {
                 Ok(s) => tracing::info!(
                     job = ?kind,

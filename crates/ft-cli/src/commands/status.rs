@@ -65,15 +65,7 @@ pub(crate) struct Budget {
     pub(crate) used_last_hour: i64,
     pub(crate) remaining: i64,
     /// Requests per clock hour (UTC) over the last [`BURN_HOURS`] hours, oldest first.
-    pub(crate) hourly: Vec<HourBurn>,
-}
-
-/// Requests sent in one clock hour.
-#[derive(Debug, Serialize)]
-pub(crate) struct HourBurn {
-    /// Start of the hour (UTC).
-    pub(crate) hour: NaiveDateTime,
-    pub(crate) requests: i64,
+    pub(crate) hourly: Vec<ft_store::HourlyRequests>,
 }
 
 /// Hours of budget burn that `status --json` and the status page show.
@@ -131,9 +123,6 @@ pub(crate) struct StatusReport {
     pub(crate) last_backup: Option<BackupStatus>,
     /// The backup folder (`FT42_BACKUP_DIR`).
     pub(crate) backup_dir: String,
-    /// Campus names by id, from the mirror's campuses table (for the status page).
-    #[serde(skip)]
-    pub(crate) campus_names: BTreeMap<i64, String>,
 }
 
 /// Quarantined rows listed by `status`.
@@ -220,14 +209,7 @@ pub(crate) fn collect(store: &Store, settings: &Settings) -> anyhow::Result<Stat
     let queue = ft_sync::backlog(store, 100, settings.rate.per_hour)?;
     let queued = store.relation_queue_len()?;
     let estimated_requests = (queued as f64 * REQUESTS_PER_RELATION_USER).ceil() as u64;
-    let hourly = store
-        .hourly_requests(now, BURN_HOURS)?
-        .into_iter()
-        .map(|h| HourBurn {
-            hour: h.hour,
-            requests: h.requests,
-        })
-        .collect();
+    let hourly = store.hourly_requests(now, BURN_HOURS)?;
     let last_backup =
         crate::metrics::newest_backup(&settings.backup.dir).map(|made_at| BackupStatus {
             made_at,
@@ -260,13 +242,17 @@ pub(crate) fn collect(store: &Store, settings: &Settings) -> anyhow::Result<Stat
         quarantine: store.quarantined(QUARANTINE_SHOWN)?,
         last_backup,
         backup_dir: settings.backup.dir.display().to_string(),
-        campus_names: store
-            .raw_rows(Table::Campuses)?
-            .into_iter()
-            .filter(|row| row.deleted_at.is_none())
-            .filter_map(|row| Some((row.id, row.raw.get("name")?.as_str()?.to_owned())))
-            .collect(),
     })
+}
+
+/// Campus names by id, from the mirror's campuses table (for the status page).
+pub(crate) fn campus_names(store: &Store) -> anyhow::Result<BTreeMap<i64, String>> {
+    Ok(store
+        .raw_rows(Table::Campuses)?
+        .into_iter()
+        .filter(|row| row.deleted_at.is_none())
+        .filter_map(|row| Some((row.id, row.raw.get("name")?.as_str()?.to_owned())))
+        .collect())
 }
 
 /// A run's outcome for people and alerts: the engine's status, except that a run marked `ok`
@@ -329,10 +315,17 @@ pub(crate) async fn status(settings: &Settings, args: &StatusArgs) -> anyhow::Re
 pub(crate) fn ago(seconds: Option<i64>) -> String {
     match seconds {
         None => "never".to_owned(),
-        Some(s) if s < 120 => format!("{s}s ago"),
-        Some(s) if s < 7200 => format!("{}m ago", s / 60),
-        Some(s) if s < 172_800 => format!("{}h ago", s / 3600),
-        Some(s) => format!("{}d ago", s / 86400),
+        Some(s) => format!("{} ago", short_age(s)),
+    }
+}
+
+/// An age in its largest whole unit below two of the next: `90s`, `10m`, `3h`, `3d`.
+pub(crate) fn short_age(seconds: i64) -> String {
+    match seconds {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86400),
     }
 }
 

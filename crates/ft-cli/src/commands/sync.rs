@@ -110,7 +110,7 @@ pub(crate) async fn sync(settings: &Settings, args: &SyncArgs) -> anyhow::Result
         }
         finish(summary, interrupted.load(Ordering::SeqCst), settings)
     });
-    crate::metrics::after_job(settings, outcome).await
+    crate::metrics::after_job(settings, Some(engine.store()), outcome).await
 }
 
 /// On stderr: the client secret is within 14 days of its end (see [`SecretExpiry`]).
@@ -154,7 +154,7 @@ pub(crate) async fn worker(settings: &Settings, args: &WorkerArgs) -> anyhow::Re
     let outcome = result
         .map_err(anyhow::Error::new)
         .and_then(|summary| finish(summary, interrupted.load(Ordering::SeqCst), settings));
-    crate::metrics::after_job(settings, outcome).await
+    crate::metrics::after_job(settings, Some(engine.store()), outcome).await
 }
 
 /// Prints the run summary and turns failed tasks into a non-zero exit.

@@ -164,7 +164,8 @@ async fn answer(req: Request<Incoming>, state: Arc<State>) -> Result<Answer, Inf
         "/" | "/index.html" => {
             read(&state, "text/html; charset=utf-8", |store, settings| {
                 let report = crate::commands::status::collect(store, settings)?;
-                Ok(page::render(&report))
+                let names = crate::commands::status::campus_names(store)?;
+                Ok(page::render(&report, &names))
             })
             .await
         }
@@ -208,10 +209,8 @@ async fn read(
     f: impl FnOnce(&ft_store::Store, &Settings) -> anyhow::Result<String> + Send + 'static,
 ) -> Answer {
     let state = state.clone();
-    let outcome = tokio::task::spawn_blocking(move || f(&state.store, &state.settings))
-        .await
-        .map_err(|e| anyhow::anyhow!("the read task failed: {e}"))
-        .and_then(|r| r);
+    let outcome =
+        crate::commands::support::blocking(move || f(&state.store, &state.settings)).await;
     match outcome {
         Ok(body) => text(StatusCode::OK, content_type, body),
         Err(error) => {
@@ -238,7 +237,7 @@ mod tests {
         let settings =
             Settings::resolve(&crate::cli::GlobalArgs::default(), |_| None).expect("defaults");
         let report = crate::commands::status::collect(&store, &settings).unwrap();
-        let html = page::render(&report);
+        let html = page::render(&report, &Default::default());
         assert!(html.starts_with("<!DOCTYPE html>"), "{html}");
         assert!(html.contains("NOTHING SYNCED YET"), "{html}");
         assert!(html.contains("run <code>ft42 sync all</code>"), "{html}");

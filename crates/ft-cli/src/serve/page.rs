@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use crate::commands::status::{StatusReport, ago};
+use crate::commands::status::{StatusReport, ago, short_age};
 
 /// Seconds between reloads of the page.
 pub(crate) const REFRESH_SECONDS: u32 = 60;
@@ -59,7 +59,7 @@ footer{padding:0 24px 24px;color:#5a6478}
 ";
 
 /// The whole page.
-pub(crate) fn render(r: &StatusReport) -> String {
+pub(crate) fn render(r: &StatusReport, campus_names: &BTreeMap<i64, String>) -> String {
     let mut out = String::with_capacity(32 * 1024);
     let stale = r.scopes.iter().filter(|s| !s.fresh).count();
     let (state_class, state_text) = if r.scopes.is_empty() {
@@ -85,7 +85,7 @@ pub(crate) fn render(r: &StatusReport) -> String {
     );
     cards(&mut out, r);
     burn_chart(&mut out, r);
-    freshness_grid(&mut out, r);
+    freshness_grid(&mut out, r, campus_names);
     runs(&mut out, r);
     tables(&mut out, r);
     out.push_str(
@@ -289,7 +289,7 @@ fn scope_order(scope: &str) -> (u8, i64, String) {
 
 /// Freshness per campus (rows) and resource (columns): the age of the last complete pass,
 /// green within its target, red past it, grey when no pass has completed.
-fn freshness_grid(out: &mut String, r: &StatusReport) {
+fn freshness_grid(out: &mut String, r: &StatusReport, campus_names: &BTreeMap<i64, String>) {
     let _ = write!(
         out,
         "<section id=\"freshness\"><h2>Freshness per campus and table</h2>"
@@ -327,7 +327,7 @@ fn freshness_grid(out: &mut String, r: &StatusReport) {
     }
     out.push_str("</tr></thead><tbody>");
     for (scope, cells) in by_scope.values() {
-        let name = campus_label(r, scope);
+        let name = campus_label(campus_names, scope);
         let _ = write!(
             out,
             "<tr data-scope=\"{}\"><th>{}</th>",
@@ -347,7 +347,7 @@ fn freshness_grid(out: &mut String, r: &StatusReport) {
             };
             let age = match s.age_seconds {
                 None => "never".to_owned(),
-                Some(a) => short_age(a),
+                Some(a) => short_age(a.max(0)),
             };
             let paging = if s.page > 0 {
                 format!(", pass at page {}", s.page)
@@ -371,21 +371,12 @@ fn freshness_grid(out: &mut String, r: &StatusReport) {
 }
 
 /// `campus:1` with the campus's name when the mirror has it: `campus:1 Paris`.
-fn campus_label(r: &StatusReport, scope: &str) -> String {
+fn campus_label(campus_names: &BTreeMap<i64, String>, scope: &str) -> String {
     scope
         .strip_prefix("campus:")
         .and_then(|id| id.parse::<i64>().ok())
-        .and_then(|id| r.campus_names.get(&id))
+        .and_then(|id| campus_names.get(&id))
         .map_or_else(|| scope.to_owned(), |name| format!("{scope} {name}"))
-}
-
-fn short_age(seconds: i64) -> String {
-    match seconds.max(0) {
-        s if s < 120 => format!("{s}s"),
-        s if s < 7200 => format!("{}m", s / 60),
-        s if s < 172_800 => format!("{}h", s / 3600),
-        s => format!("{}d", s / 86400),
-    }
 }
 
 fn runs(out: &mut String, r: &StatusReport) {
