@@ -73,7 +73,11 @@ pub struct IntegrityRun {
 /// died without calling [`Store::relation_queue_done`] makes its users available again after it.
 pub const RELATION_TAKE_LEASE: TimeDelta = TimeDelta::minutes(15);
 
-fn parse_json(table: &'static str, id: i64, text: &str) -> Result<serde_json::Value, StoreError> {
+pub(crate) fn parse_json(
+    table: &'static str,
+    id: i64,
+    text: &str,
+) -> Result<serde_json::Value, StoreError> {
     serde_json::from_str(text).map_err(|source| StoreError::Json {
         table,
         id: id.to_string(),

@@ -29,12 +29,7 @@ impl Store {
         let mut totals = RunTotals::default();
         for (id, summary) in rows {
             let Some(text) = summary else { continue };
-            let value: serde_json::Value =
-                serde_json::from_str(&text).map_err(|source| StoreError::Json {
-                    table: "sync_runs",
-                    id: id.to_string(),
-                    source,
-                })?;
+            let value = crate::logs::parse_json("sync_runs", id, &text)?;
             let figure = |key: &str| value.get(key).and_then(serde_json::Value::as_u64);
             totals.runs += 1;
             totals.requests += figure("requests").unwrap_or(0);

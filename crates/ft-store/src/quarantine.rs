@@ -92,7 +92,7 @@ macro_rules! quarantine_stmt {
         }
         let stored: &[i64] = $stored;
         let mut released = 0;
-        for chunk in stored.chunks(500) {
+        for chunk in stored.chunks(crate::apply::IDS_PER_STATEMENT) {
             released += diesel::delete(
                 q::table
                     .filter(q::resource.eq($table.as_str()))

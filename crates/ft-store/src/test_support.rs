@@ -273,12 +273,7 @@ fn ensure_local_server() -> String {
     let data = root.join("data");
     fs::create_dir_all(&root).unwrap_or_else(|e| panic!("creating {}: {e}", root.display()));
     if as_postgres {
-        let status = Command::new("chown")
-            .args(["-R", "postgres:postgres"])
-            .arg(&root)
-            .status()
-            .expect("running chown");
-        assert!(status.success(), "chown postgres {} failed", root.display());
+        chown_postgres(&root);
     }
     let mut perms = fs::metadata(&root)
         .expect("stat test server dir")
@@ -294,14 +289,7 @@ fn ensure_local_server() -> String {
 
     // A server still running from this directory (on a port we lost track of) is stopped.
     if data.join("postmaster.pid").exists() {
-        let _ = pg_command(&bin, "pg_ctl", as_postgres)
-            .arg("-D")
-            .arg(&data)
-            .args(["-m", "immediate", "-w", "stop"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        pg_stop(&bin, &data, as_postgres);
     }
 
     let log = root.join("server.log");
@@ -495,15 +483,20 @@ impl OwnPgServer {
 
 impl Drop for OwnPgServer {
     fn drop(&mut self) {
-        let _ = pg_command(&self.bin, "pg_ctl", self.as_postgres)
-            .arg("-D")
-            .arg(self.dir.path().join("data"))
-            .args(["-m", "immediate", "-w", "stop"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        pg_stop(&self.bin, &self.dir.path().join("data"), self.as_postgres);
     }
+}
+
+/// Stops the server of `data` at once (`-m immediate`), ignoring failure (it may be gone).
+fn pg_stop(bin: &Path, data: &Path, as_postgres: bool) {
+    let _ = pg_command(bin, "pg_ctl", as_postgres)
+        .arg("-D")
+        .arg(data)
+        .args(["-m", "immediate", "-w", "stop"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
 }
 
 fn chown_postgres(path: &Path) {

@@ -124,11 +124,6 @@ impl TlsServer {
     /// Whether each connection to the server (other than the one asking) uses TLS, as the
     /// server sees it: the store's pooled connections.
     fn others_ssl(&self) -> Vec<bool> {
-        #[derive(QueryableByName)]
-        struct Ssl {
-            #[diesel(sql_type = diesel::sql_types::Bool)]
-            ssl: bool,
-        }
         let mut conn = PgConnection::establish(&self.url("sslmode=disable")).unwrap();
         diesel::sql_query(
             "SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
@@ -142,13 +137,15 @@ impl TlsServer {
     }
 }
 
+/// One row of `pg_stat_ssl.ssl`.
+#[derive(QueryableByName)]
+struct Ssl {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    ssl: bool,
+}
+
 /// Whether the server sees this connection as TLS.
 fn own_ssl(url: &str) -> bool {
-    #[derive(QueryableByName)]
-    struct Ssl {
-        #[diesel(sql_type = diesel::sql_types::Bool)]
-        ssl: bool,
-    }
     let mut conn = PgConnection::establish(url).unwrap();
     diesel::sql_query("select ssl from pg_stat_ssl where pid = pg_backend_pid()")
         .get_result::<Ssl>(&mut conn)

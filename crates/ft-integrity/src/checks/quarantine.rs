@@ -37,9 +37,7 @@ pub(crate) fn run(store: &Store) -> Result<Vec<Finding>, IntegrityError> {
                      the API sends them in a form that stores (`ft42 status` lists them)",
                     rows.len(),
                     since.map_or_else(String::new, |s| format!("{s} UTC")),
-                    latest
-                        .item_id
-                        .map_or_else(|| latest.item_key.clone(), |id| id.to_string()),
+                    latest.item_key,
                     latest.reason
                 ),
             )
