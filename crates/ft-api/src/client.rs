@@ -22,7 +22,7 @@ use tracing::Instrument;
 use crate::apps::{App, ApplicationStatus};
 use crate::clock::Clock;
 use crate::config::RetryConfig;
-use crate::decode::{DriftLog, decode_list, decode_list_lenient, decode_one};
+use crate::decode::{DriftLog, decode_items, decode_one};
 use crate::error::{ApiError, truncate};
 use crate::event::{BudgetSnapshot, ClientEvent, ClientStats, Counters};
 use crate::models::TokenInfo;
@@ -95,13 +95,13 @@ impl FtClient {
     ) -> Result<Page<T>, ApiError> {
         let q = query.with_paging_defaults();
         let (resp, meta) = self.send(path, &q).await?;
-        let (items, raw, rejected) = if lenient {
-            decode_list_lenient::<T>(path, &resp.body, &self.inner.drift, &self.inner.events)?
-        } else {
-            let (items, raw) =
-                decode_list::<T>(path, &resp.body, &self.inner.drift, &self.inner.events)?;
-            (items, raw, Vec::new())
-        };
+        let (items, raw, rejected) = decode_items::<T>(
+            path,
+            &resp.body,
+            &self.inner.drift,
+            &self.inner.events,
+            lenient,
+        )?;
         let header_u64 =
             |name: &str| -> Option<u64> { header_str(&resp.headers, name)?.trim().parse().ok() };
         let page = header_u64("x-page")

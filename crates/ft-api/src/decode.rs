@@ -149,45 +149,29 @@ fn split_list(endpoint: &str, body: &[u8]) -> Result<Vec<Box<RawValue>>, ApiErro
     })
 }
 
+/// Decoded items, their raw JSON, and the items set aside.
+pub(crate) type Lenient<T> = (Vec<T>, Vec<Box<RawValue>>, Vec<RejectedItem>);
+
 /// Decodes a list body into typed items plus each item's raw JSON.
 ///
 /// The body is first split into raw items, then each item is decoded on its own, so an error
 /// names the item (`[3].id`) and quotes that item, and `raw` is exactly what was received.
-pub(crate) fn decode_list<T: DeserializeOwned>(
+/// When `lenient`, an item that does not decode is set aside with its error instead of
+/// failing the page (a body that is not a JSON array still fails). Returns the decoded items
+/// with their raw JSON, and the rejected ones (none when strict).
+pub(crate) fn decode_items<T: DeserializeOwned>(
     endpoint: &str,
     body: &[u8],
     drift: &DriftLog,
     events: &broadcast::Sender<ClientEvent>,
-) -> Result<(Vec<T>, Vec<Box<RawValue>>), ApiError> {
-    let raw = split_list(endpoint, body)?;
-    let mut items = Vec::with_capacity(raw.len());
-    let mut unknown = Vec::new();
-    for (i, r) in raw.iter().enumerate() {
-        items.push(decode_value::<T>(
-            endpoint,
-            r.get(),
-            &format!("[{i}]"),
-            &mut unknown,
-        )?);
-    }
-    drift.report(endpoint, unknown, events);
-    Ok((items, raw))
-}
-
-/// Decoded items, their raw JSON, and the items set aside.
-pub(crate) type Lenient<T> = (Vec<T>, Vec<Box<RawValue>>, Vec<RejectedItem>);
-
-/// Like [`decode_list`], but an item that does not decode is set aside with its error instead
-/// of failing the page (a body that is not a JSON array still fails). Returns the decoded
-/// items with their raw JSON, and the rejected ones.
-pub(crate) fn decode_list_lenient<T: DeserializeOwned>(
-    endpoint: &str,
-    body: &[u8],
-    drift: &DriftLog,
-    events: &broadcast::Sender<ClientEvent>,
+    lenient: bool,
 ) -> Result<Lenient<T>, ApiError> {
     let all = split_list(endpoint, body)?;
-    let (mut items, mut raw, mut rejected) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut items, mut raw, mut rejected) = (
+        Vec::with_capacity(all.len()),
+        Vec::with_capacity(all.len()),
+        Vec::new(),
+    );
     let mut unknown = Vec::new();
     for (index, r) in all.into_iter().enumerate() {
         match decode_value::<T>(endpoint, r.get(), &format!("[{index}]"), &mut unknown) {
@@ -195,6 +179,7 @@ pub(crate) fn decode_list_lenient<T: DeserializeOwned>(
                 items.push(item);
                 raw.push(r);
             }
+            Err(e) if !lenient => return Err(e),
             Err(e) => {
                 #[derive(serde::Deserialize)]
                 struct IdOnly {
@@ -256,7 +241,7 @@ mod tests {
         let body =
             br#"[{"id":1,"login":"a"},{"id":2,"login":42},{"login":"c"},{"id":4,"login":"d"}]"#;
         let (items, raw, rejected) =
-            decode_list_lenient::<User>("/v2/users", body, &DriftLog::default(), &chan()).unwrap();
+            decode_items::<User>("/v2/users", body, &DriftLog::default(), &chan(), true).unwrap();
         assert_eq!(items.iter().map(|u| u.id).collect::<Vec<_>>(), [1, 4]);
         assert_eq!(raw.len(), 2);
         let seen: Vec<(usize, Option<i64>)> = rejected.iter().map(|r| (r.index, r.id)).collect();
@@ -274,15 +259,15 @@ mod tests {
         );
         // A body that is not a list still fails.
         assert!(
-            decode_list_lenient::<User>("/v2/users", b"{", &DriftLog::default(), &chan()).is_err()
+            decode_items::<User>("/v2/users", b"{", &DriftLog::default(), &chan(), true).is_err()
         );
     }
 
     #[test]
     fn missing_id_is_an_error_naming_the_item() {
         let body = br#"[{"id":1,"login":"a"},{"login":"b"}]"#;
-        let err =
-            decode_list::<User>("/v2/users", body, &DriftLog::default(), &chan()).unwrap_err();
+        let err = decode_items::<User>("/v2/users", body, &DriftLog::default(), &chan(), false)
+            .unwrap_err();
         match err {
             ApiError::Decode {
                 path,
@@ -301,9 +286,14 @@ mod tests {
     #[test]
     fn nested_type_error_has_a_path() {
         let body = br#"[{"id":1,"cursus":{"id":"twenty-one"}}]"#;
-        let err =
-            decode_list::<CursusUser>("/v2/cursus_users", body, &DriftLog::default(), &chan())
-                .unwrap_err();
+        let err = decode_items::<CursusUser>(
+            "/v2/cursus_users",
+            body,
+            &DriftLog::default(),
+            &chan(),
+            false,
+        )
+        .unwrap_err();
         match err {
             ApiError::Decode { path, .. } => assert_eq!(path, "[0].cursus.id"),
             other => panic!("unexpected {other:?}"),
@@ -316,13 +306,14 @@ mod tests {
         let mut rx = tx.subscribe();
         let drift = DriftLog::default();
         let body = br#"[{"id":1,"shiny":true,"image":{"link":null,"versions":{"huge":"x"}}},{"id":2,"shiny":false}]"#;
-        let (items, raw) = decode_list::<User>("/v2/campus/7/users", body, &drift, &tx).unwrap();
+        let (items, raw, _) =
+            decode_items::<User>("/v2/campus/7/users", body, &drift, &tx, false).unwrap();
         assert_eq!(items.len(), 2);
         assert_eq!(
             raw[0].get(),
             r#"{"id":1,"shiny":true,"image":{"link":null,"versions":{"huge":"x"}}}"#
         );
-        let (_, _) = decode_list::<User>("/v2/campus/9/users", body, &drift, &tx).unwrap();
+        let _ = decode_items::<User>("/v2/campus/9/users", body, &drift, &tx, false).unwrap();
         let mut fields = Vec::new();
         while let Ok(ClientEvent::SchemaDrift { endpoint, field }) = rx.try_recv() {
             assert_eq!(endpoint, "/v2/campus/:id/users");
@@ -334,8 +325,14 @@ mod tests {
 
     #[test]
     fn malformed_json_quotes_the_body() {
-        let err = decode_list::<User>("/v2/users", b"[{\"id\":1,", &DriftLog::default(), &chan())
-            .unwrap_err();
+        let err = decode_items::<User>(
+            "/v2/users",
+            b"[{\"id\":1,",
+            &DriftLog::default(),
+            &chan(),
+            false,
+        )
+        .unwrap_err();
         assert!(
             matches!(err, ApiError::Decode { ref snippet, .. } if snippet.starts_with("[{\"id\":1,"))
         );
