@@ -201,6 +201,7 @@ fn run(
             also_cursors: Vec::new(),
             drop_cursor: None,
             quarantine: Vec::new(),
+            refresh_embedded: Vec::new(),
         };
         let (started, cpu_started) = (Instant::now(), cpu_seconds(server_db));
         let outcome = store.apply_page(page_data).expect("apply_page");

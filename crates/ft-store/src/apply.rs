@@ -78,6 +78,9 @@ pub struct ApplyPage {
     /// Rows of the page that could not be decoded or mapped, set aside in `quarantine`. Rows of
     /// `rows` that were quarantined before leave it.
     pub quarantine: Vec<crate::Quarantined>,
+    /// Users whose copies embedded in other rows are rewritten from their stored row once
+    /// `rows` are written (anonymised users: see [`Store::refresh_embedded_users`]).
+    pub refresh_embedded: Vec<i64>,
 }
 
 impl ApplyPage {
@@ -94,6 +97,7 @@ impl ApplyPage {
             also_cursors: Vec::new(),
             drop_cursor: None,
             quarantine: Vec::new(),
+            refresh_embedded: Vec::new(),
         }
     }
 }
@@ -113,6 +117,8 @@ pub struct ApplyOutcome {
     pub marked_deleted: usize,
     /// Users added to (or refreshed in) the relation queue.
     pub enqueued: usize,
+    /// Rows whose embedded copy of a user was rewritten ([`ApplyPage::refresh_embedded`]).
+    pub embedded_rewritten: usize,
 }
 
 /// Ids per `IN (...)` list: below SQLite's bind limit with room to spare.
@@ -248,6 +254,7 @@ impl Store {
             also_cursors,
             drop_cursor,
             quarantine,
+            refresh_embedded,
         } = page;
         let table = rows.table();
         let stored = rows.ids();
@@ -262,7 +269,8 @@ impl Store {
                     count = count.plus(upsert_any!(conn, extra, pg)?);
                 }
                 crate::quarantine::quarantine_stmt!(conn, &quarantine, table, &stored, now)?;
-                apply_rest!(conn, count, received, cursor, also_cursors, drop_cursor, fetch_log, enqueue_users, mark_deleted, now)
+                let embedded_rewritten = crate::embedded::refresh_embedded_pg(conn, &refresh_embedded)?;
+                apply_rest!(conn, count, received, cursor, also_cursors, drop_cursor, fetch_log, enqueue_users, mark_deleted, embedded_rewritten, now)
             },
             sqlite: |conn| {
                 if let Some(fence) = &fence {
@@ -273,7 +281,8 @@ impl Store {
                     count = count.plus(upsert_any!(conn, extra, sqlite)?);
                 }
                 crate::quarantine::quarantine_stmt!(conn, &quarantine, table, &stored, now)?;
-                apply_rest!(conn, count, received, cursor, also_cursors, drop_cursor, fetch_log, enqueue_users, mark_deleted, now)
+                let embedded_rewritten = crate::embedded::refresh_embedded_sqlite(conn, &refresh_embedded)?;
+                apply_rest!(conn, count, received, cursor, also_cursors, drop_cursor, fetch_log, enqueue_users, mark_deleted, embedded_rewritten, now)
             }
         )
     }
@@ -291,7 +300,7 @@ impl Store {
 
 /// The part of apply_page after the upsert, shared by both backends.
 macro_rules! apply_rest {
-    ($conn:expr, $count:expr, $received:expr, $cursor:expr, $also_cursors:expr, $drop_cursor:expr, $fetch_log:expr, $enqueue:expr, $mark:expr, $now:expr) => {{
+    ($conn:expr, $count:expr, $received:expr, $cursor:expr, $also_cursors:expr, $drop_cursor:expr, $fetch_log:expr, $enqueue:expr, $mark:expr, $embedded:expr, $now:expr) => {{
         let count: crate::upsert::UpsertCount = $count;
         let marked_deleted = match &$mark {
             Some((table, ids)) => mark_deleted_stmt!($conn, *table, ids, $now)?,
@@ -331,6 +340,7 @@ macro_rules! apply_rest {
             stale: count.unique - count.written,
             marked_deleted,
             enqueued,
+            embedded_rewritten: $embedded,
         })
     }};
 }

@@ -126,19 +126,11 @@ macro_rules! refresh_table {
     }};
 }
 
-impl Store {
-    /// Brings the copies of these users embedded in other rows up to date with their stored
-    /// `users` row: every key of an embedded copy takes the stored user's value. Searched: the
-    /// users' own rows in cursus_users, projects_users, locations and achievements_users, and
-    /// their teammates' projects_users rows,
-    /// which list them in `teams[].users[]` (teammates are read off the users' own
-    /// projects_users teams). Called for anonymised users (`3b3-<id>`), whose personal fields
-    /// must not survive anywhere in the mirror. Returns the rows rewritten; one transaction.
-    pub fn refresh_embedded_users(&self, user_ids: &[i64]) -> Result<usize, StoreError> {
-        if user_ids.is_empty() {
-            return Ok(0);
-        }
-        with_tx!(self, |conn| {
+/// Defines the body of [`Store::refresh_embedded_users`] for one backend's connection, so that
+/// it also runs inside another transaction (a page's, see [`crate::ApplyPage`]).
+macro_rules! refresh_embedded_fn {
+    ($name:ident, $conn_ty:ty) => {
+        pub(crate) fn $name(conn: &mut $conn_ty, user_ids: &[i64]) -> Result<usize, StoreError> {
             use crate::schema::users as u;
             let mut users = std::collections::HashMap::new();
             for chunk in user_ids.chunks(IDS_PER_STATEMENT) {
@@ -163,10 +155,31 @@ impl Store {
                 + refresh_table!(conn, locations, &users, &ids, &mut |_| {})?
                 + refresh_table!(conn, achievements_users, &users, &ids, &mut |_| {})?;
             let teammates: Vec<i64> = teammates.into_iter().collect();
-            Ok::<usize, StoreError>(
-                own + refresh_table!(conn, projects_users, &users, &teammates, &mut |_| {})?,
-            )
-        })
+            Ok(own + refresh_table!(conn, projects_users, &users, &teammates, &mut |_| {})?)
+        }
+    };
+}
+
+refresh_embedded_fn!(refresh_embedded_pg, diesel::PgConnection);
+refresh_embedded_fn!(refresh_embedded_sqlite, diesel::SqliteConnection);
+
+impl Store {
+    /// Brings the copies of these users embedded in other rows up to date with their stored
+    /// `users` row: every key of an embedded copy takes the stored user's value. Searched: the
+    /// users' own rows in cursus_users, projects_users, locations and achievements_users, and
+    /// their teammates' projects_users rows, which list them in `teams[].users[]` (teammates
+    /// are read off the users' own projects_users teams). Called for anonymised users
+    /// (`3b3-<id>`), whose personal fields must not survive anywhere in the mirror; the sync
+    /// does it in the users page's own transaction ([`crate::ApplyPage::refresh_embedded`]).
+    /// Returns the rows rewritten; one transaction.
+    pub fn refresh_embedded_users(&self, user_ids: &[i64]) -> Result<usize, StoreError> {
+        if user_ids.is_empty() {
+            return Ok(0);
+        }
+        with_tx!(self,
+            pg: |conn| refresh_embedded_pg(conn, user_ids),
+            sqlite: |conn| refresh_embedded_sqlite(conn, user_ids)
+        )
     }
 }
 

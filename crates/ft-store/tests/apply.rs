@@ -57,6 +57,7 @@ fn full_page(rows: Rows, fence: Option<Fence>) -> ApplyPage {
         also_cursors: Vec::new(),
         drop_cursor: None,
         quarantine: Vec::new(),
+        refresh_embedded: Vec::new(),
     }
 }
 

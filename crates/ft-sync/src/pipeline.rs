@@ -403,7 +403,8 @@ impl PassCtx<'_> {
             None => Vec::new(),
         };
         // Anonymised users (`3b3-<id>`): their copies inside other rows are not sent again by
-        // the API (those rows keep their updated_at), so they are scrubbed here, after the page.
+        // the API (those rows keep their updated_at), so they are scrubbed in the page's own
+        // transaction, once its rows are stored.
         let anonymised: Vec<i64> = match &rows {
             Rows::Users(users) => users
                 .iter()
@@ -435,6 +436,7 @@ impl PassCtx<'_> {
             also_cursors,
             drop_cursor,
             quarantine,
+            refresh_embedded: anonymised,
         };
         if let Some(archive) = self.archive.cloned() {
             let (scope, task_id) = (self.scope.clone(), self.fence.task_id);
@@ -449,19 +451,14 @@ impl PassCtx<'_> {
             .map_err(|e| SyncError::Join(e.to_string()))??;
         }
         let store = self.store.clone();
-        blocking(move || store.apply_page(apply))
+        let outcome = blocking(move || store.apply_page(apply))
             .await
             .map_err(|e| lease_or(e, self.fence))?;
-        if !anonymised.is_empty() {
-            // Idempotent: a crash before it is made up for by the next read of these users.
-            let store = self.store.clone();
-            let scrubbed = blocking(move || store.refresh_embedded_users(&anonymised)).await?;
-            if scrubbed > 0 {
-                tracing::info!(
-                    rows = scrubbed,
-                    "copies of anonymised users inside other rows scrubbed"
-                );
-            }
+        if outcome.embedded_rewritten > 0 {
+            tracing::info!(
+                rows = outcome.embedded_rewritten,
+                "copies of anonymised users inside other rows scrubbed"
+            );
         }
         self.stats.pages += 1;
         self.stats.rows += kept;
