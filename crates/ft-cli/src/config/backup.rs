@@ -1,6 +1,6 @@
 //! Backup settings (`FT42_BACKUP_*`): folder, keys, rotation.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use super::error::{ConfigError, Origin};
 use super::layers::{Layers, path_string};
@@ -51,12 +51,9 @@ pub(super) fn resolve_backup<E: Fn(&str) -> Option<String>>(
         |key: &'static str, v: &Option<PathBuf>| l.file(key, v.as_ref().map(|p| path_string(p)));
     // Key files named in the config file are relative to it, like client_secret_file.
     let key_file = |env: &'static str, key: &'static str, v: &Option<PathBuf>| {
-        l.env(env).map(|raw| PathBuf::from(raw.value)).or_else(|| {
-            file_path_key(key, v).map(|raw| match l.file_path.as_deref().and_then(Path::parent) {
-                Some(dir) => dir.join(raw.value),
-                None => PathBuf::from(raw.value),
-            })
-        })
+        l.env(env)
+            .map(|raw| PathBuf::from(raw.value))
+            .or_else(|| file_path_key(key, v).map(|raw| l.in_file_dir(&raw.value)))
     };
     let dir = l
         .env("FT42_BACKUP_DIR")
@@ -69,9 +66,7 @@ pub(super) fn resolve_backup<E: Fn(&str) -> Option<String>>(
             let value = raw.value.trim();
             // A recipients file named in the config file is relative to it.
             match (value.starts_with("age1"), &raw.origin) {
-                (false, Origin::File { path, .. }) => path
-                    .parent()
-                    .map_or_else(|| value.to_owned(), |dir| path_string(&dir.join(value))),
+                (false, Origin::File { .. }) => path_string(&l.in_file_dir(value)),
                 _ => value.to_owned(),
             }
         });

@@ -20,6 +20,15 @@ pub(super) struct Layers<E> {
 }
 
 impl<E: Fn(&str) -> Option<String>> Layers<E> {
+    /// A path named in the config file, relative to the config file's folder (an absolute
+    /// path stays as it is).
+    pub(super) fn in_file_dir(&self, value: &str) -> PathBuf {
+        match self.file_path.as_deref().and_then(Path::parent) {
+            Some(dir) => dir.join(value),
+            None => PathBuf::from(value),
+        }
+    }
+
     /// An environment variable, treating an empty value as unset.
     pub(super) fn env(&self, var: &'static str) -> Option<Raw> {
         (self.env)(var)

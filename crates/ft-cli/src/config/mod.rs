@@ -286,11 +286,7 @@ impl Settings {
             .or_else(|| {
                 let raw = file_path_key("applications_file", &l.file.applications_file)?;
                 // Relative to the config file, like the secret file.
-                let path = match l.file_path.as_deref().and_then(Path::parent) {
-                    Some(dir) => dir.join(&raw.value),
-                    None => PathBuf::from(&raw.value),
-                };
-                Some((path, raw.origin))
+                Some((l.in_file_dir(&raw.value), raw.origin))
             });
         let shared_budget = match l
             .env("FT42_SHARED_BUDGET")
@@ -331,11 +327,8 @@ impl Settings {
         .or_else(|| {
             // Relative to the config file, like the applications file.
             let mut raw = file_path_key("metrics_file", &l.file.metrics_file)?;
-            if let Some(dir) = l.file_path.as_deref().and_then(Path::parent)
-                && Path::new(&raw.value).is_relative()
-                && !matches!(raw.value.trim(), "off" | "none" | "-")
-            {
-                raw.value = path_string(&dir.join(&raw.value));
+            if !matches!(raw.value.trim(), "off" | "none" | "-") {
+                raw.value = path_string(&l.in_file_dir(&raw.value));
             }
             Some(raw)
         }) {

@@ -146,9 +146,7 @@ pub(super) fn resolve_secret<E: Fn(&str) -> Option<String>>(
         (Some(s), None) => Ok(Some(inline(s))),
         (None, Some(mut f)) => {
             // A relative secret file in the config file is relative to the config file.
-            if let Some(dir) = l.file_path.as_deref().and_then(Path::parent) {
-                f.value = path_string(&dir.join(&f.value));
-            }
+            f.value = path_string(&l.in_file_dir(&f.value));
             Ok(Some(file(f)))
         }
         (None, None) => Ok(None),
