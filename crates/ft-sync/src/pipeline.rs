@@ -127,30 +127,23 @@ impl Fetched {
                     meta,
                     ..
                 } = page;
-                // The mapping of no item, to gather the items that map into.
-                let mut all = map(&Page {
-                    items: Vec::new(),
-                    raw: Vec::new(),
+                // A page of these items, with the page's own metadata.
+                let page_of = |items: Vec<M>, raw: Vec<Box<RawValue>>| Page {
+                    items,
+                    raw,
                     page: page_no,
                     per_page,
                     total,
                     links: links.clone(),
                     meta: meta.clone(),
                     rejected: Vec::new(),
-                })?;
+                };
+                // The mapping of no item, to gather the items that map into.
+                let mut all = map(&page_of(Vec::new(), Vec::new()))?;
                 let mut kept_raw = Vec::new();
                 for (item, raw) in items.into_iter().zip(raws) {
                     let id = item.id();
-                    let one = Page {
-                        items: vec![item],
-                        raw: vec![raw],
-                        page: page_no,
-                        per_page,
-                        total,
-                        links: links.clone(),
-                        meta: meta.clone(),
-                        rejected: Vec::new(),
-                    };
+                    let one = page_of(vec![item], vec![raw]);
                     match map(&one) {
                         Ok(mapped) => {
                             all.append(mapped);

@@ -589,3 +589,40 @@ async fn a_deletion_check_refuses_an_empty_range_page_and_deletes_nothing() {
     assert!(is_empty_page(&err, 2), "{err}");
     assert_eq!(h.live_ids(), vec![1, 2, 3]);
 }
+
+#[test]
+fn an_item_that_does_not_map_is_quarantined_and_the_others_of_its_page_are_kept() {
+    let raw: Vec<Box<RawValue>> = [
+        r#"{"id":1,"user_id":10,"campus_id":1,"is_primary":true}"#,
+        r#"{"id":2,"user_id":11,"is_primary":true}"#,
+        r#"{"id":3,"user_id":12,"campus_id":1,"is_primary":false}"#,
+    ]
+    .into_iter()
+    .map(|s| RawValue::from_string(s.to_owned()).unwrap())
+    .collect();
+    let items: Vec<ft_api::models::CampusUser> = raw
+        .iter()
+        .map(|r| serde_json::from_str(r.get()).unwrap())
+        .collect();
+    let page = Page {
+        items,
+        raw,
+        page: 1,
+        per_page: 3,
+        total: Some(3),
+        links: Links::default(),
+        meta: RequestMeta::default(),
+        rejected: Vec::new(),
+    };
+    let fetched = Fetched::map(page, crate::mapping::campus_users, |_| true).unwrap();
+    assert_eq!(fetched.ids, [1, 2, 3], "every id still counts for paging");
+    assert_eq!(fetched.sent, 3);
+    assert_eq!(fetched.mapped.rows.ids(), [1, 3]);
+    let kept: Vec<&str> = fetched.raw.iter().map(|r| r.get()).collect();
+    assert_eq!(kept.len(), 2);
+    assert!(kept[1].contains(r#""id":3"#), "{kept:?}");
+    assert_eq!(fetched.quarantine.len(), 1);
+    let q = &fetched.quarantine[0];
+    assert_eq!((q.resource.as_str(), q.item_id), ("campus_users", Some(2)));
+    assert!(q.reason.contains("campus_id"), "{}", q.reason);
+}
